@@ -1,0 +1,135 @@
+//! The command line, and nothing else: clap's derive types for every command
+//! and flag of SPEC §4. No behaviour lives here, so the whole surface of the
+//! tool can be read in one file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rampart: harden fleets of freshly rented VPSes over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Converge every matched host to the playbook's firewall, with rollback.
+    Apply(RunArgs),
+    /// Read-only: report drift between hosts and the playbook (same as apply --check).
+    Audit(RunArgs),
+    /// Print the iptables-restore input for one host, offline.
+    Render(RenderArgs),
+    /// List the resolved hosts and the plays that match them, offline.
+    Inventory(InventoryArgs),
+    /// A local throwaway fleet of namespaced hosts (Linux, root).
+    Lab(LabArgs),
+}
+
+/// Output format of a run's report on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The playbook (YAML list of plays).
+    pub playbook: PathBuf,
+    /// The inventory: rampart YAML, or an Ansible INI/YAML inventory.
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: PathBuf,
+    /// Host names, group names, globs and !exclusions, comma-separated.
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+    /// How many hosts are worked on at once.
+    #[arg(short = 'f', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub forks: u32,
+    /// Change nothing: report what would change (drift).
+    #[arg(long)]
+    pub check: bool,
+    /// Show each host's change as a diff.
+    #[arg(long)]
+    pub diff: bool,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Seconds before the dead-man switch restores the previous rules.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub confirm_timeout: u64,
+    /// Seconds allowed for the TCP connect and the SSH handshake.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub connect_timeout: u64,
+    /// Trust and record the key of a host not yet in known_hosts (a changed key always fails).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Converge in batches: a number of hosts, or a percentage like 10%.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// Stop the rollout when more than this percentage of hosts failed.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_fail_percent: Option<u8>,
+    /// Also write a JUnit XML report here: one testcase per host.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Ask once for the SSH password of hosts that use password_env.
+    #[arg(long)]
+    pub ask_pass: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RenderArgs {
+    pub playbook: PathBuf,
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: PathBuf,
+    /// The host to render for.
+    #[arg(long)]
+    pub host: String,
+    /// Render the IPv6 (ip6tables-restore) ruleset instead of IPv4.
+    #[arg(long)]
+    pub ipv6: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InventoryArgs {
+    #[arg(short = 'i', long = "inventory")]
+    pub inventory: PathBuf,
+    #[arg(short = 'l', long)]
+    pub limit: Option<String>,
+    /// Also show which plays of this playbook match each host.
+    #[arg(long)]
+    pub playbook: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum LabCommand {
+    /// Bring up N hosts (repairs or rebuilds a half-built lab in the same dir).
+    Up {
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=1000))]
+        n: u32,
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Remove every namespace, link, process and mount the lab made.
+    Down {
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Show the lab's hosts and whether their sshd answers.
+    Status {
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+}
