@@ -1,0 +1,1 @@
+//! The lab itself: isolation, cleanup, reachability with plain OpenSSH.
