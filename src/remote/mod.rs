@@ -1,1 +1,11 @@
-//! placeholder
+//! TRANSPORT: the only layer that speaks SSH (ssh2). The engine sees it
+//! through the [`Connector`] and [`Connection`] traits.
+
+pub mod facts;
+pub mod knownhosts;
+pub mod session;
+pub mod shell;
+
+pub use session::{
+    ConnectError, ConnectOptions, Connection, Connector, ExecError, Output, SshConnector, Target,
+};

@@ -1,0 +1,134 @@
+//! What the engine tells the world: per-host reports and progress events.
+//! The engine never prints; [`crate::report`] turns these into output.
+
+use serde::Serialize;
+
+/// A host's outcome (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Changed,
+    Drift,
+    RolledBack,
+    Failed,
+    Unreachable,
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Drift => "drift",
+            Status::RolledBack => "rolled_back",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// Counts toward `--max-fail-percent` and exit code 3.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Status::RolledBack | Status::Failed | Status::Unreachable
+        )
+    }
+}
+
+/// The step a host is in (progress) or where it failed (report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Connect,
+    Facts,
+    Diff,
+    Test,
+    Apply,
+    Confirm,
+    Verify,
+    Persist,
+    Rollback,
+    Done,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Connect => "connect",
+            Step::Facts => "facts",
+            Step::Diff => "diff",
+            Step::Test => "test",
+            Step::Apply => "apply",
+            Step::Confirm => "confirm",
+            Step::Verify => "verify",
+            Step::Persist => "persist",
+            Step::Rollback => "rollback",
+            Step::Done => "done",
+        }
+    }
+}
+
+/// One host's entry in the report (SPEC §5).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    pub status: Status,
+    pub os: Option<String>,
+    pub backend: Option<String>,
+    pub persisted: Vec<String>,
+    pub diff: Option<String>,
+    pub error: Option<String>,
+    /// The step an error happened in.
+    pub step: Option<Step>,
+    pub warnings: Vec<String>,
+    /// `iptables -L -n` after a change, as evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing: Option<String>,
+    pub plays: Vec<String>,
+    pub duration_ms: u64,
+}
+
+impl HostReport {
+    pub fn new(name: &str, address: &str, plays: Vec<String>) -> Self {
+        HostReport {
+            name: name.to_string(),
+            address: address.to_string(),
+            status: Status::Failed,
+            os: None,
+            backend: None,
+            persisted: Vec::new(),
+            diff: None,
+            error: None,
+            step: None,
+            warnings: Vec::new(),
+            listing: None,
+            plays,
+            duration_ms: 0,
+        }
+    }
+}
+
+/// Progress of a run, in the order things happen.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run is about to start `total` hosts.
+    RunStarted {
+        total: usize,
+    },
+    HostStarted {
+        name: String,
+    },
+    HostStep {
+        name: String,
+        step: Step,
+    },
+    HostFinished(Box<HostReport>),
+    /// The rollout stopped starting hosts (max-fail or a signal).
+    Stopping {
+        reason: String,
+    },
+}

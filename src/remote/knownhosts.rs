@@ -1,0 +1,327 @@
+//! known_hosts checking, done by rampart itself rather than by libssh2.
+//!
+//! Why not libssh2's own checker: rampart must tell "unknown host" (fail, or
+//! trust on first use with `--accept-new-host-keys`) apart from "changed key"
+//! (always fail, before any command runs), must understand OpenSSH's hashed
+//! entries (`|1|salt|hash`), `[host]:port` entries, wildcards and `@revoked`,
+//! and must ask the server for a key type it already knows (else a host with
+//! a known ed25519 key that offers ecdsa first would look "changed").
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+/// One usable line of a known_hosts file.
+#[derive(Debug, Clone)]
+struct Entry {
+    patterns: String,
+    key_type: String,
+    key: Vec<u8>,
+    revoked: bool,
+}
+
+/// The outcome of checking a presented key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The key is recorded for this host.
+    Known,
+    /// No key at all is recorded for this host.
+    Unknown,
+    /// Keys are recorded for this host, and the presented one is not among them.
+    Changed,
+    /// The presented key is marked `@revoked`.
+    Revoked,
+}
+
+/// The parsed known_hosts file.
+#[derive(Debug, Clone, Default)]
+pub struct KnownHosts {
+    entries: Vec<Entry>,
+}
+
+/// The name a host is recorded under: `host` on port 22, else `[host]:port`.
+pub fn lookup_name(address: &str, port: u16) -> String {
+    if port == 22 {
+        address.to_string()
+    } else {
+        format!("[{address}]:{port}")
+    }
+}
+
+impl KnownHosts {
+    /// Read `path`; a missing file is an empty one (every host unknown).
+    pub fn load(path: &Path) -> std::io::Result<KnownHosts> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Self::parse(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownHosts::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Parse known_hosts text; lines that cannot be understood are skipped
+    /// (as OpenSSH does), `@cert-authority` lines too (no certificates here).
+    pub fn parse(text: &str) -> KnownHosts {
+        let mut entries = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let mut first = fields.next().unwrap_or("");
+            let mut revoked = false;
+            if first.starts_with('@') {
+                match first {
+                    "@revoked" => revoked = true,
+                    _ => continue,
+                }
+                first = fields.next().unwrap_or("");
+            }
+            let (Some(key_type), Some(key64)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Ok(key) = B64.decode(key64) else { continue };
+            entries.push(Entry {
+                patterns: first.to_string(),
+                key_type: key_type.to_string(),
+                key,
+                revoked,
+            });
+        }
+        KnownHosts { entries }
+    }
+
+    fn for_host<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| patterns_match(&e.patterns, name))
+    }
+
+    /// The key types recorded for this host, in file order, without repeats;
+    /// used to ask the server for a key we can check.
+    pub fn key_types(&self, address: &str, port: u16) -> Vec<String> {
+        let name = lookup_name(address, port);
+        let mut out: Vec<String> = Vec::new();
+        for e in self.for_host(&name) {
+            if !e.revoked && !out.contains(&e.key_type) {
+                out.push(e.key_type.clone());
+            }
+        }
+        out
+    }
+
+    /// Check the key blob (SSH wire format) the server presented.
+    pub fn check(&self, address: &str, port: u16, key: &[u8]) -> Verdict {
+        let name = lookup_name(address, port);
+        let mut any = false;
+        for e in self.for_host(&name) {
+            if e.key == key {
+                return if e.revoked {
+                    Verdict::Revoked
+                } else {
+                    Verdict::Known
+                };
+            }
+            if !e.revoked {
+                any = true;
+            }
+        }
+        if any {
+            Verdict::Changed
+        } else {
+            Verdict::Unknown
+        }
+    }
+}
+
+/// Does a comma-separated pattern list match `name`? Negated patterns
+/// (`!pat`) veto a match; `|1|salt|hash` entries are hashed host names.
+fn patterns_match(patterns: &str, name: &str) -> bool {
+    if let Some(rest) = patterns.strip_prefix("|1|") {
+        return hashed_match(rest, name);
+    }
+    let mut matched = false;
+    for pat in patterns.split(',') {
+        if let Some(neg) = pat.strip_prefix('!') {
+            if glob(neg, name) {
+                return false;
+            }
+        } else if glob(pat, name) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+fn hashed_match(rest: &str, name: &str) -> bool {
+    let Some((salt64, hash64)) = rest.split_once('|') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (B64.decode(salt64), B64.decode(hash64)) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// OpenSSH-style wildcard match (`*`, `?`), case-insensitive like host names.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// The key type named inside an SSH wire-format public key blob.
+pub fn blob_key_type(key: &[u8]) -> Option<String> {
+    let len = u32::from_be_bytes(key.get(0..4)?.try_into().ok()?) as usize;
+    let name = key.get(4..4 + len)?;
+    std::str::from_utf8(name).ok().map(str::to_string)
+}
+
+/// Serialises appends from all host threads of this process, so two new
+/// hosts never interleave their lines.
+static APPEND_LOCK: Mutex<()> = Mutex::new(());
+
+/// Record a newly trusted key (trust on first use), creating the file (0600)
+/// and its directory when needed. One line, one write, O_APPEND.
+pub fn append(path: &Path, address: &str, port: u16, key: &[u8]) -> std::io::Result<()> {
+    let key_type = blob_key_type(key).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "host key blob has no type name",
+        )
+    })?;
+    let line = format!(
+        "{} {} {}\n",
+        lookup_name(address, port),
+        key_type,
+        B64.encode(key)
+    );
+    let _guard = APPEND_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(kind: &str, body: &[u8]) -> Vec<u8> {
+        let mut v = (kind.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind.as_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn known_unknown_changed() {
+        let k1 = blob("ssh-ed25519", b"one");
+        let k2 = blob("ssh-ed25519", b"two");
+        let text = format!("198.18.0.2 ssh-ed25519 {}\n", B64.encode(&k1));
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(kh.check("198.18.0.2", 22, &k1), Verdict::Known);
+        assert_eq!(kh.check("198.18.0.2", 22, &k2), Verdict::Changed);
+        assert_eq!(kh.check("198.18.0.3", 22, &k1), Verdict::Unknown);
+        assert_eq!(kh.check("198.18.0.2", 2222, &k1), Verdict::Unknown);
+        assert_eq!(
+            kh.key_types("198.18.0.2", 22),
+            vec!["ssh-ed25519".to_string()]
+        );
+    }
+
+    #[test]
+    fn port_entries_and_wildcards() {
+        let k = blob("ssh-ed25519", b"k");
+        let text = format!(
+            "[web1]:2222 ssh-ed25519 {k}\n*.example.com,!bad.example.com ssh-ed25519 {k}\n",
+            k = B64.encode(&k)
+        );
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(kh.check("web1", 2222, &k), Verdict::Known);
+        assert_eq!(kh.check("web1", 22, &k), Verdict::Unknown);
+        assert_eq!(kh.check("a.example.com", 22, &k), Verdict::Known);
+        assert_eq!(kh.check("bad.example.com", 22, &k), Verdict::Unknown);
+    }
+
+    #[test]
+    fn hashed_entries() {
+        let k = blob("ssh-ed25519", b"k");
+        let salt = b"0123456789abcdefghij";
+        let mut mac = Hmac::<Sha1>::new_from_slice(salt).expect("hmac key");
+        mac.update(b"203.0.113.10");
+        let hash = mac.finalize().into_bytes();
+        let text = format!(
+            "|1|{}|{} ssh-ed25519 {}\n",
+            B64.encode(salt),
+            B64.encode(hash),
+            B64.encode(&k)
+        );
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(kh.check("203.0.113.10", 22, &k), Verdict::Known);
+        assert_eq!(kh.check("203.0.113.11", 22, &k), Verdict::Unknown);
+    }
+
+    #[test]
+    fn revoked_and_garbage() {
+        let k = blob("ssh-ed25519", b"k");
+        let text = format!(
+            "garbage\n@revoked * ssh-ed25519 {}\n# comment\n",
+            B64.encode(&k)
+        );
+        let kh = KnownHosts::parse(&text);
+        assert_eq!(kh.check("any", 22, &k), Verdict::Revoked);
+    }
+
+    #[test]
+    fn append_then_known() {
+        let dir = std::env::temp_dir().join(format!("rampart-kh-{}", std::process::id()));
+        let path = dir.join("sub/known_hosts");
+        let k = blob("ssh-ed25519", b"k");
+        append(&path, "198.18.0.9", 2222, &k).expect("append");
+        let kh = KnownHosts::load(&path).expect("load");
+        assert_eq!(kh.check("198.18.0.9", 2222, &k), Verdict::Known);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,348 @@
+//! The SSH transport: connect, check the host key, authenticate, run scripts.
+//!
+//! ssh2 (libssh2) is blocking, so every [`SshConnection`] lives on one
+//! blocking thread for its whole life (the runner puts each host's
+//! transaction on tokio's blocking pool). Every blocking call is bounded:
+//! the TCP connect by `connect_timeout`, the handshake and authentication by
+//! the same, and each script by `exec_timeout` (libssh2's session timeout).
+//!
+//! Speed (SPEC §7): TCP_NODELAY (scripts are many small packets), the
+//! fastest secure algorithms libssh2 offers put first, and one channel per
+//! script, each script doing a whole step in one round trip.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ssh2::{MethodType, Session};
+
+use super::knownhosts::{self, KnownHosts, Verdict};
+use super::shell;
+
+/// How to reach one host: everything the transport needs, nothing else.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub become_: bool,
+    /// The SSH password, when the inventory asks for password auth.
+    pub password: Option<String>,
+}
+
+/// Settings shared by every connection of a run.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub connect_timeout: Duration,
+    pub exec_timeout: Duration,
+    pub accept_new_host_keys: bool,
+}
+
+/// Why a connection could not be made. The first three mean the host is
+/// `unreachable`; the host key ones mean `failed` (SPEC §5).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("TCP connect to {addr} failed: {source}")]
+    Tcp {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("SSH handshake failed: {0}")]
+    Handshake(String),
+    #[error("authentication as {user} failed ({tried})")]
+    Auth { user: String, tried: String },
+    #[error(
+        "host key of {host} is not in {file} (use --accept-new-host-keys to trust it on first use)"
+    )]
+    HostKeyUnknown { host: String, file: String },
+    #[error("HOST KEY CHANGED for {host}: the key presented ({key_type}) differs from {file}; refusing to run anything")]
+    HostKeyChanged {
+        host: String,
+        key_type: String,
+        file: String,
+    },
+    #[error("host key of {host} is marked @revoked in {file}")]
+    HostKeyRevoked { host: String, file: String },
+    #[error("cannot record the new host key in {file}: {source}")]
+    HostKeyRecord {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {file}: {source}")]
+    KnownHostsRead {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ConnectError {
+    /// True when the error is about trust (host key), not reachability.
+    pub fn is_host_key(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::HostKeyUnknown { .. }
+                | ConnectError::HostKeyChanged { .. }
+                | ConnectError::HostKeyRevoked { .. }
+                | ConnectError::HostKeyRecord { .. }
+                | ConnectError::KnownHostsRead { .. }
+        )
+    }
+}
+
+/// A script could not be run to completion (the connection broke or timed out).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ExecError(pub String);
+
+/// What a script printed, and how it exited.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: i32,
+}
+
+/// The engine's view of the transport: it never constructs connections
+/// itself, so tests and other transports can stand in.
+pub trait Connector: Send + Sync {
+    fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, ConnectError>;
+}
+
+/// One authenticated connection to a host.
+pub trait Connection: Send {
+    /// Run `script` as root (`sh -s`, or `sudo -n sh -s` for become) with the
+    /// script on stdin; returns its output whatever its exit status.
+    fn run(&mut self, script: &str) -> Result<Output, ExecError>;
+
+    /// Bound every later blocking call on this connection.
+    fn set_timeout(&mut self, timeout: Duration);
+}
+
+/// The real transport, on ssh2.
+#[derive(Debug, Clone)]
+pub struct SshConnector {
+    pub options: ConnectOptions,
+}
+
+/// Fast, secure algorithm preferences, tried first; libssh2 builds lacking
+/// one of them fall back to libssh2's defaults for that slot.
+const KEX_PREF: &str = "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,diffie-hellman-group14-sha256,diffie-hellman-group16-sha512";
+const CIPHER_PREF: &str = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
+const MAC_PREF: &str = "hmac-sha2-256-etm@openssh.com,hmac-sha2-256,hmac-sha2-512";
+
+/// Host key algorithms that can present a key of a known_hosts key type.
+fn hostkey_algs_for(key_type: &str) -> &'static [&'static str] {
+    match key_type {
+        "ssh-ed25519" => &["ssh-ed25519"],
+        "ecdsa-sha2-nistp256" => &["ecdsa-sha2-nistp256"],
+        "ecdsa-sha2-nistp384" => &["ecdsa-sha2-nistp384"],
+        "ecdsa-sha2-nistp521" => &["ecdsa-sha2-nistp521"],
+        "ssh-rsa" => &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
+        _ => &[],
+    }
+}
+
+impl SshConnector {
+    pub fn new(options: ConnectOptions) -> Self {
+        SshConnector { options }
+    }
+
+    fn tcp(&self, t: &Target) -> Result<TcpStream, ConnectError> {
+        let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
+            .to_socket_addrs()
+            .map_err(|_| ConnectError::Resolve(t.address.clone()))?
+            .collect();
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.options.connect_timeout) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(ConnectError::Tcp {
+            addr: format!("{}:{}", t.address, t.port),
+            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+        })
+    }
+
+    fn verify_host_key(
+        &self,
+        t: &Target,
+        sess: &Session,
+        kh: &KnownHosts,
+    ) -> Result<(), ConnectError> {
+        let file = t.known_hosts.display().to_string();
+        let Some((key, _)) = sess.host_key() else {
+            return Err(ConnectError::Handshake(
+                "server presented no host key".into(),
+            ));
+        };
+        match kh.check(&t.address, t.port, key) {
+            Verdict::Known => Ok(()),
+            Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
+                host: t.name.clone(),
+                file,
+            }),
+            Verdict::Changed => Err(ConnectError::HostKeyChanged {
+                host: t.name.clone(),
+                key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
+                file,
+            }),
+            Verdict::Unknown if self.options.accept_new_host_keys => {
+                knownhosts::append(&t.known_hosts, &t.address, t.port, key)
+                    .map_err(|source| ConnectError::HostKeyRecord { file, source })
+            }
+            Verdict::Unknown => Err(ConnectError::HostKeyUnknown {
+                host: t.name.clone(),
+                file,
+            }),
+        }
+    }
+
+    fn authenticate(&self, t: &Target, sess: &Session) -> Result<(), ConnectError> {
+        let mut tried: Vec<String> = Vec::new();
+        if let Some(pw) = &t.password {
+            tried.push("password".into());
+            if sess.userauth_password(&t.user, pw).is_ok() && sess.authenticated() {
+                return Ok(());
+            }
+        }
+        let mut keys: Vec<PathBuf> = Vec::new();
+        if let Some(k) = &t.identity_file {
+            keys.push(k.clone());
+        } else {
+            if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                tried.push("ssh-agent".into());
+                if sess.userauth_agent(&t.user).is_ok() && sess.authenticated() {
+                    return Ok(());
+                }
+            }
+            if let Some(home) = std::env::var_os("HOME") {
+                let home = PathBuf::from(home);
+                keys.push(home.join(".ssh/id_ed25519"));
+                keys.push(home.join(".ssh/id_rsa"));
+            }
+        }
+        for k in keys {
+            if !k.exists() {
+                continue;
+            }
+            tried.push(format!("key {}", k.display()));
+            if sess.userauth_pubkey_file(&t.user, None, &k, None).is_ok() && sess.authenticated() {
+                return Ok(());
+            }
+        }
+        if tried.is_empty() {
+            tried.push("no password, key or agent available".into());
+        }
+        Err(ConnectError::Auth {
+            user: t.user.clone(),
+            tried: tried.join(", "),
+        })
+    }
+}
+
+impl Connector for SshConnector {
+    fn connect(&self, t: &Target) -> Result<Box<dyn Connection>, ConnectError> {
+        let kh =
+            KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
+                file: t.known_hosts.display().to_string(),
+                source,
+            })?;
+        let tcp = self.tcp(t)?;
+        let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
+        let ms = u32::try_from(self.options.connect_timeout.as_millis()).unwrap_or(u32::MAX);
+        sess.set_timeout(ms);
+        sess.set_tcp_stream(tcp);
+        let _ = sess.method_pref(MethodType::Kex, KEX_PREF);
+        for m in [MethodType::CryptCs, MethodType::CryptSc] {
+            let _ = sess.method_pref(m, CIPHER_PREF);
+        }
+        for m in [MethodType::MacCs, MethodType::MacSc] {
+            let _ = sess.method_pref(m, MAC_PREF);
+        }
+        // Ask for a key type we can check, so a known host never looks changed
+        // merely because it offered another of its keys first.
+        let known: Vec<&str> = kh
+            .key_types(&t.address, t.port)
+            .iter()
+            .flat_map(|k| hostkey_algs_for(k).iter().copied())
+            .collect();
+        if !known.is_empty() {
+            let _ = sess.method_pref(MethodType::HostKey, &known.join(","));
+        }
+        sess.handshake()
+            .map_err(|e| ConnectError::Handshake(e.message().to_string()))?;
+        self.verify_host_key(t, &sess, &kh)?;
+        self.authenticate(t, &sess)?;
+        let exec_ms = u32::try_from(self.options.exec_timeout.as_millis()).unwrap_or(u32::MAX);
+        sess.set_timeout(exec_ms);
+        Ok(Box::new(SshConnection {
+            sess,
+            become_: t.become_,
+        }))
+    }
+}
+
+/// An authenticated ssh2 session; each script gets its own channel.
+pub struct SshConnection {
+    sess: Session,
+    become_: bool,
+}
+
+impl Connection for SshConnection {
+    fn run(&mut self, script: &str) -> Result<Output, ExecError> {
+        let err = |what: &str, e: &dyn std::fmt::Display| ExecError(format!("{what}: {e}"));
+        let mut ch = self
+            .sess
+            .channel_session()
+            .map_err(|e| err("open channel", &e))?;
+        ch.exec(shell::remote_command(self.become_))
+            .map_err(|e| err("exec", &e))?;
+        ch.write_all(script.as_bytes())
+            .map_err(|e| err("send script", &e))?;
+        ch.send_eof().map_err(|e| err("send eof", &e))?;
+        let mut out = Vec::new();
+        ch.read_to_end(&mut out)
+            .map_err(|e| err("read output", &e))?;
+        let mut errb = Vec::new();
+        ch.stderr()
+            .read_to_end(&mut errb)
+            .map_err(|e| err("read errors", &e))?;
+        ch.wait_close().map_err(|e| err("close channel", &e))?;
+        let status = ch.exit_status().map_err(|e| err("exit status", &e))?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out).into_owned(),
+            stderr: String::from_utf8_lossy(&errb).into_owned(),
+            status,
+        })
+    }
+
+    fn set_timeout(&mut self, timeout: Duration) {
+        self.sess.set_timeout(Self::timeout_ms(timeout));
+    }
+}
+
+impl SshConnection {
+    fn timeout_ms(d: Duration) -> u32 {
+        u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+    }
+}
+
+impl Drop for SshConnection {
+    fn drop(&mut self) {
+        let _ = self.sess.disconnect(None, "rampart done", None);
+    }
+}
