@@ -603,7 +603,7 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         let t = tag(st.family);
         let cmd = st.family.cmd();
         s.push_str(&format!(
-            "if [ $applied = yes ] && ! err=$({cmd}-restore < {d}/desired.{t} 2>&1); then applied=\"{cmd}: $err\"; fi\n"
+            "if [ \"$applied\" = yes ] && ! err=$({cmd}-restore < {d}/desired.{t} 2>&1); then applied=\"{cmd}: $err\"; fi\n"
         ));
     }
     s.push_str(&format!(

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# rampart fleet benchmark (SPEC §7): the same lab fleet, reset between runs,
+# timed in one run for:
+#   1. plain OpenSSH in parallel (xargs -P F): one connection that backs up,
+#      iptables-restores and lists the seed's rules, one fresh connection that
+#      persists them (the minimum correct work);
+#   2. rampart apply of playbooks/baseline.yml (the full transaction);
+#   3. the same apply again (every host already ok);
+#   4. rampart audit of the fleet;
+#   5. (optional) ansible-playbook doing the same, when ansible is installed.
+# Prints wall times, the ratio rampart/OpenSSH and rampart's peak RSS.
+#
+# Usage: sudo bench/fleet.sh [N hosts, default 100] [F forks, default 50]
+# Needs root, the lab's packages (see README) and a release build (made here).
+set -euo pipefail
+N=${1:-100}
+F=${2:-50}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${BENCH_DIR:-/srv/rampart-bench}
+BIN="$ROOT/target/release/rampart"
+PLAYBOOK="$ROOT/playbooks/baseline.yml"
+
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (the lab needs it)" >&2; exit 1; }
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null 2>&1 || true; }
+(cd "$ROOT" && cargo build --release --locked -q)
+
+cleanup() { "$BIN" lab down --dir "$DIR" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+fresh_fleet() {
+  "$BIN" lab down --dir "$DIR" >/dev/null 2>&1 || true
+  "$BIN" lab up "$N" --dir "$DIR" >/dev/null
+}
+
+addresses() { grep -E '^\s+address:' "$DIR/inventory.yml" | sed -E 's/.*address:\s*//; s/["{}]//g; s/\s.*//'; }
+
+# Wall time of a command in seconds (3 decimals); its output goes to $DIR/last.log.
+timed() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$DIR/last.log" 2>&1 || true
+  t1=$(date +%s.%N)
+  echo "$t0 $t1" | awk '{printf "%.3f", $2-$1}'
+}
+
+# Peak RSS (MiB) of a command, via GNU time when present.
+peak_rss() {
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f '%M' -o "$DIR/rss" "$@" >/dev/null 2>&1 || true
+    awk '{printf "%.1f", $1/1024}' "$DIR/rss"
+  else
+    echo "n/a"
+  fi
+}
+
+SEED_RULES=$("$BIN" render "$PLAYBOOK" -i "$DIR/inventory.yml" --host h001 2>/dev/null || true)
+
+openssh_run() {
+  local ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$DIR/known_hosts -i $DIR/id_ed25519 -o ConnectTimeout=10 -o ControlMaster=no"
+  export SSH_CMD="$ssh" SEED_RULES
+  addresses | xargs -P "$F" -I{} sh -c '
+    printf "%s" "$SEED_RULES" | $SSH_CMD root@{} "mkdir -p /var/lib/bench && iptables-save > /var/lib/bench/backup.v4 && iptables-restore && iptables -L -n >/dev/null" &&
+    $SSH_CMD root@{} "if [ -f /etc/redhat-release ]; then f=/etc/sysconfig/iptables; else mkdir -p /etc/iptables; f=/etc/iptables/rules.v4; fi; iptables-save > \$f.tmp && chmod 600 \$f.tmp && mv \$f.tmp \$f"
+  '
+}
+
+echo "rampart fleet benchmark: N=$N hosts, F=$F forks, $(nproc) cores, $(uname -r)"
+fresh_fleet
+SEED_RULES=$("$BIN" render "$PLAYBOOK" -i "$DIR/inventory.yml" --host h001)
+export SEED_RULES
+t_ssh=$(timed openssh_run)
+fresh_fleet
+t_apply=$(timed "$BIN" apply "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
+apply_summary=$(grep -o '"summary": *{[^}]*}' "$DIR/last.log" | tr -d '\n ' || true)
+t_rerun=$(timed "$BIN" apply "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
+rerun_summary=$(grep -o '"summary": *{[^}]*}' "$DIR/last.log" | tr -d '\n ' || true)
+t_audit=$(timed "$BIN" audit "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
+fresh_fleet
+rss=$(peak_rss "$BIN" apply "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
+
+t_ansible="not installed"
+if command -v ansible-playbook >/dev/null 2>&1 && [ -f "$ROOT/bench/ansible-baseline.yml" ]; then
+  fresh_fleet
+  t_ansible=$(ANSIBLE_HOST_KEY_CHECKING=True ANSIBLE_SSH_ARGS="-o UserKnownHostsFile=$DIR/known_hosts" \
+    timed ansible-playbook -f "$F" -i "$DIR/inventory.yml" "$ROOT/bench/ansible-baseline.yml")
+fi
+
+ratio=$(awk -v a="$t_apply" -v b="$t_ssh" 'BEGIN{printf "%.2f", a/b}')
+echo
+printf '%-44s %10s\n' "run" "wall (s)"
+printf '%-44s %10s\n' "plain OpenSSH, xargs -P $F (minimum work)" "$t_ssh"
+printf '%-44s %10s\n' "rampart apply (full transaction)" "$t_apply"
+printf '%-44s %10s\n' "rampart apply again (all ok)" "$t_rerun"
+printf '%-44s %10s\n' "rampart audit" "$t_audit"
+printf '%-44s %10s\n' "ansible-playbook (optional)" "$t_ansible"
+echo
+echo "ratio rampart/OpenSSH: $ratio   (target <= 1.00)"
+echo "rerun speedup vs apply: $(awk -v a="$t_apply" -v b="$t_rerun" 'BEGIN{printf "%.2f", a/b}')x   audit: $(awk -v a="$t_apply" -v b="$t_audit" 'BEGIN{printf "%.2f", a/b}')x   (target >= 2x)"
+echo "rampart peak RSS: ${rss} MiB   (target < 100)"
+echo "apply summary: $apply_summary"
+echo "rerun summary: $rerun_summary"
