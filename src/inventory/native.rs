@@ -469,11 +469,11 @@ groups:
         assert!(m.contains("duplicate host 'web1'"), "{m}");
 
         let (l, c, m) = err("groups:\n  web: [web1, wbe2]\nhosts:\n  web1:\n  web2:\n");
-        assert_eq!((l, c), (2, 17), "{m}");
+        assert_eq!((l, c), (2, 15), "{m}");
         assert!(m.contains("'wbe2', which is neither a host nor a group"), "{m}");
 
         let (l, c, m) = err("hosts:\n  a:\ngroups:\n  x: [y]\n  y: [x]\n");
-        assert_eq!((l, c), (5, 8), "{m}");
+        assert_eq!((l, c), (5, 7), "{m}");
         assert!(m.contains("cycle: x -> y -> x"), "{m}");
 
         let (l, c, m) = err("defaults:\n  usr: root\nhosts:\n  a:\n");

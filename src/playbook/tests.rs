@@ -168,7 +168,7 @@ fn errors_have_positions() {
     let (l, c, m) = err("- hosts: 'web,,db'\n  firewall: {}\n");
     assert_eq!((l, c), (1, 10), "{m}");
     let (l, c, m) = err("- hosts: all\n  firewall:\n    persist: {ipv4: relative/path}\n");
-    assert_eq!((l, c), (3, 22), "{m}");
+    assert_eq!((l, c), (3, 21), "{m}");
     assert!(m.contains("absolute"), "{m}");
     // Missing required field, empty playbook.
     let (_, _, m) = err("- name: x\n  firewall: {}\n");
