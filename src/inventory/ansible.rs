@@ -28,7 +28,10 @@ use serde::Deserialize;
 
 use super::native::named_map;
 use super::yaml;
-use super::{base_dir, check_address, check_group_name, check_host_name, check_user, parse_port, resolve_path, Host};
+use super::{
+    base_dir, check_address, check_group_name, check_host_name, check_user, parse_port,
+    resolve_path, Host,
+};
 use crate::error::InputError;
 
 /// One understood variable.
@@ -92,7 +95,9 @@ fn parse_var(key: &str, value: &str) -> Result<Var, String> {
             check_address(value).map_err(|e| format!("{key}: {e}"))?;
             Var::Host(value.to_string())
         }
-        "ansible_port" | "ansible_ssh_port" => Var::Port(parse_port(value).map_err(|e| format!("{key}: {e}"))?),
+        "ansible_port" | "ansible_ssh_port" => {
+            Var::Port(parse_port(value).map_err(|e| format!("{key}: {e}"))?)
+        }
         "ansible_user" | "ansible_ssh_user" => {
             check_user(value).map_err(|e| format!("{key}: {e}"))?;
             Var::User(value.to_string())
@@ -106,10 +111,18 @@ fn parse_var(key: &str, value: &str) -> Result<Var, String> {
         "ansible_become" => Var::Become(match value.to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" | "on" => true,
             "false" | "no" | "0" | "off" => false,
-            _ => return Err(format!("{key}: '{value}' is not a boolean (true/yes/1 or false/no/0)")),
+            _ => {
+                return Err(format!(
+                    "{key}: '{value}' is not a boolean (true/yes/1 or false/no/0)"
+                ))
+            }
         }),
-        "ansible_password" | "ansible_ssh_pass" | "ansible_ssh_password" | "ansible_become_password"
-        | "ansible_become_pass" | "ansible_sudo_pass" => {
+        "ansible_password"
+        | "ansible_ssh_pass"
+        | "ansible_ssh_password"
+        | "ansible_become_password"
+        | "ansible_become_pass"
+        | "ansible_sudo_pass" => {
             return Err(format!(
                 "{key} is not supported: rampart never reads passwords from an inventory; \
                  use SSH keys, or a rampart inventory with password_env (or --ask-pass)"
@@ -143,7 +156,8 @@ impl Model {
             Some(&i) => i,
             None => {
                 self.groups.push((name.to_string(), Group::default()));
-                self.group_idx.insert(name.to_string(), self.groups.len() - 1);
+                self.group_idx
+                    .insert(name.to_string(), self.groups.len() - 1);
                 self.groups.len() - 1
             }
         };
@@ -303,7 +317,11 @@ pub(crate) fn expand_ranges(name: &str) -> Result<Vec<String>, String> {
         .ok_or_else(|| format!("unclosed '[' in host range '{name}'"))?;
     let (prefix, inner, suffix) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
     let parts: Vec<&str> = inner.split(':').collect();
-    let bad = || format!("bad host range '[{inner}]' in '{name}' (expected [start:end] or [start:end:stride])");
+    let bad = || {
+        format!(
+            "bad host range '[{inner}]' in '{name}' (expected [start:end] or [start:end:stride])"
+        )
+    };
     if parts.len() != 2 && parts.len() != 3 {
         return Err(bad());
     }
@@ -319,12 +337,21 @@ pub(crate) fn expand_ranges(name: &str) -> Result<Vec<String>, String> {
         if hi - lo > 100_000 {
             return Err(format!("host range '[{inner}]' in '{name}' is too large"));
         }
-        let width = if a.len() > 1 && a.starts_with('0') { a.len() } else { 0 };
-        (lo..=hi).step_by(stride).map(|i| format!("{i:0width$}")).collect()
+        let width = if a.len() > 1 && a.starts_with('0') {
+            a.len()
+        } else {
+            0
+        };
+        (lo..=hi)
+            .step_by(stride)
+            .map(|i| format!("{i:0width$}"))
+            .collect()
     } else {
         let (mut ca, mut cb) = (a.chars(), b.chars());
         match (ca.next(), ca.next(), cb.next(), cb.next()) {
-            (Some(x), None, Some(y), None) if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() && x <= y => {
+            (Some(x), None, Some(y), None)
+                if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() && x <= y =>
+            {
                 (x..=y).step_by(stride).map(String::from).collect()
             }
             _ => return Err(bad()),
@@ -416,7 +443,13 @@ pub(crate) fn parse_ini(file: &Path, text: &str) -> Result<Vec<Host>, InputError
                 .trim_end()
                 .strip_prefix('[')
                 .and_then(|x| x.strip_suffix(']'))
-                .ok_or_else(|| err(lineno, indent + 1, "section header without closing ']'".into()))?;
+                .ok_or_else(|| {
+                    err(
+                        lineno,
+                        indent + 1,
+                        "section header without closing ']'".into(),
+                    )
+                })?;
             let (name, kind) = match inner.rsplit_once(':') {
                 Some((n, k)) => (n, Some(k)),
                 None => (inner, None),
@@ -459,7 +492,11 @@ pub(crate) fn parse_ini(file: &Path, text: &str) -> Result<Vec<Host>, InputError
                 }
                 for (col, tok) in rest {
                     let (k, v) = tok.split_once('=').ok_or_else(|| {
-                        err(lineno, *col, format!("expected key=value after the host name, found '{tok}'"))
+                        err(
+                            lineno,
+                            *col,
+                            format!("expected key=value after the host name, found '{tok}'"),
+                        )
                     })?;
                     vars.set(parse_var(k, v).map_err(|e| err(lineno, *col, e))?);
                 }
@@ -469,7 +506,11 @@ pub(crate) fn parse_ini(file: &Path, text: &str) -> Result<Vec<Host>, InputError
             }
             Section::Vars(group) => {
                 let (k, v) = t.split_once('=').ok_or_else(|| {
-                    err(lineno, indent + 1, format!("expected key=value in [{group}:vars]"))
+                    err(
+                        lineno,
+                        indent + 1,
+                        format!("expected key=value in [{group}:vars]"),
+                    )
                 })?;
                 let k = k.trim();
                 if k.is_empty() || k.contains(char::is_whitespace) {
@@ -485,11 +526,19 @@ pub(crate) fn parse_ini(file: &Path, text: &str) -> Result<Vec<Host>, InputError
                     continue;
                 };
                 if toks.len() > 1 {
-                    return Err(err(lineno, toks[1].0, format!("one group name per line in [{group}:children]")));
+                    return Err(err(
+                        lineno,
+                        toks[1].0,
+                        format!("one group name per line in [{group}:children]"),
+                    ));
                 }
                 check_group_name(child).map_err(|e| err(lineno, *col, e))?;
                 if child == group {
-                    return Err(err(lineno, *col, format!("group '{group}' cannot be its own child")));
+                    return Err(err(
+                        lineno,
+                        *col,
+                        format!("group '{group}' cannot be its own child"),
+                    ));
                 }
                 m.child(group, child);
             }
@@ -669,14 +718,20 @@ impl<'de> Visitor<'de> for VarSeed<'_> {
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Var, A::Error> {
         if parse_var(self.key, "x") != Ok(Var::Ignored) && self.key.starts_with("ansible_") {
-            return Err(de::Error::custom(format!("{} must be a single value", self.key)));
+            return Err(de::Error::custom(format!(
+                "{} must be a single value",
+                self.key
+            )));
         }
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Var::Ignored)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Var, A::Error> {
         if parse_var(self.key, "x") != Ok(Var::Ignored) && self.key.starts_with("ansible_") {
-            return Err(de::Error::custom(format!("{} must be a single value", self.key)));
+            return Err(de::Error::custom(format!(
+                "{} must be a single value",
+                self.key
+            )));
         }
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Var::Ignored)
@@ -754,17 +809,29 @@ some_other_var="ignored entirely"
         let names: Vec<&str> = h.iter().map(|x| x.name.as_str()).collect();
         assert_eq!(names, ["lonely", "web01", "web02", "web03", "web9", "db1"]);
         let lonely = by(&h, "lonely");
-        assert_eq!((lonely.address.as_str(), lonely.port, lonely.user.as_str()), ("192.0.2.1", 2200, "root"));
+        assert_eq!(
+            (lonely.address.as_str(), lonely.port, lonely.user.as_str()),
+            ("192.0.2.1", 2200, "root")
+        );
         assert!(lonely.groups.is_empty());
         let w = by(&h, "web02");
         assert_eq!(w.address, "web02");
         assert_eq!(w.user, "deploy", "host vars beat group vars");
         assert_eq!(w.groups, ["prod", "web"]);
-        assert_eq!(w.identity_file.as_deref(), Some(Path::new("/inv/keys/prod")));
+        assert_eq!(
+            w.identity_file.as_deref(),
+            Some(Path::new("/inv/keys/prod"))
+        );
         let w9 = by(&h, "web9");
-        assert_eq!((w9.address.as_str(), w9.port, w9.user.as_str()), ("203.0.113.99", 2222, "admin"));
+        assert_eq!(
+            (w9.address.as_str(), w9.port, w9.user.as_str()),
+            ("203.0.113.99", 2222, "admin")
+        );
         let db = by(&h, "db1");
-        assert_eq!((db.user.as_str(), db.become_, db.port), ("produser", true, 2200));
+        assert_eq!(
+            (db.user.as_str(), db.become_, db.port),
+            ("produser", true, 2200)
+        );
     }
 
     #[test]
@@ -774,7 +841,10 @@ some_other_var="ignored entirely"
         assert!(e.message.contains("port 99999 is out of range"), "{e}");
         let e = ini("[web]\nweb1 ansible_password=hunter2\n").expect_err("password");
         assert_eq!((e.line, e.column), (2, 6), "{e}");
-        assert!(e.message.contains("ansible_password is not supported"), "{e}");
+        assert!(
+            e.message.contains("ansible_password is not supported"),
+            "{e}"
+        );
         let e = ini("[web:wat]\n").expect_err("bad section");
         assert_eq!((e.line, e.column), (1, 5), "{e}");
         let e = ini("[web\n").expect_err("unclosed");
@@ -821,7 +891,10 @@ all:
         assert_eq!(names, ["bastion", "web1", "web2", "web3", "mx1"]);
         assert_eq!(by(&h, "bastion").address, "192.0.2.7");
         assert_eq!(by(&h, "bastion").user, "ops");
-        assert_eq!((by(&h, "web1").port, by(&h, "web1").user.as_str()), (2222, "ops"));
+        assert_eq!(
+            (by(&h, "web1").port, by(&h, "web1").user.as_str()),
+            (2222, "ops")
+        );
         assert_eq!((by(&h, "web3").port, by(&h, "web3").become_), (22, true));
         let mx = by(&h, "mx1");
         assert_eq!(mx.address, "2001:db8::25");
@@ -842,10 +915,22 @@ all:
 
     #[test]
     fn ranges() {
-        assert_eq!(expand_ranges("web[01:03]").expect("r"), ["web01", "web02", "web03"]);
-        assert_eq!(expand_ranges("h[1:5:2]x").expect("r"), ["h1x", "h3x", "h5x"]);
-        assert_eq!(expand_ranges("db-[a:c]").expect("r"), ["db-a", "db-b", "db-c"]);
-        assert_eq!(expand_ranges("r[1:2]c[1:2]").expect("r"), ["r1c1", "r1c2", "r2c1", "r2c2"]);
+        assert_eq!(
+            expand_ranges("web[01:03]").expect("r"),
+            ["web01", "web02", "web03"]
+        );
+        assert_eq!(
+            expand_ranges("h[1:5:2]x").expect("r"),
+            ["h1x", "h3x", "h5x"]
+        );
+        assert_eq!(
+            expand_ranges("db-[a:c]").expect("r"),
+            ["db-a", "db-b", "db-c"]
+        );
+        assert_eq!(
+            expand_ranges("r[1:2]c[1:2]").expect("r"),
+            ["r1c1", "r1c2", "r2c1", "r2c2"]
+        );
         assert!(expand_ranges("web[3:1]").is_err());
         assert!(expand_ranges("web[1]").is_err());
         assert!(expand_ranges("web[1:2").is_err());

@@ -115,7 +115,10 @@ impl Inventory {
             Format::AnsibleYaml => ansible::parse_yaml(path, text)?,
         };
         if hosts.is_empty() {
-            return Err(InputError::whole_file(path, "the inventory defines no host"));
+            return Err(InputError::whole_file(
+                path,
+                "the inventory defines no host",
+            ));
         }
         Ok(Inventory {
             path: path.to_path_buf(),
@@ -192,7 +195,9 @@ pub(crate) fn resolve_path(text: &str, base: &Path) -> Result<PathBuf, String> {
         }
         p
     } else if text.starts_with('~') {
-        return Err(format!("'{text}': only '~/' (the current user's home) is expanded"));
+        return Err(format!(
+            "'{text}': only '~/' (the current user's home) is expanded"
+        ));
     } else {
         PathBuf::from(text)
     };
@@ -204,7 +209,8 @@ pub(crate) fn resolve_path(text: &str, base: &Path) -> Result<PathBuf, String> {
         } else {
             base
         };
-        let base = std::path::absolute(base).map_err(|e| format!("cannot resolve '{text}': {e}"))?;
+        let base =
+            std::path::absolute(base).map_err(|e| format!("cannot resolve '{text}': {e}"))?;
         Ok(base.join(expanded))
     }
 }
@@ -228,10 +234,9 @@ pub(crate) fn check_host_name(name: &str) -> Result<(), String> {
     if name == "all" {
         return Err("'all' is the implicit group of every host, not a host name".into());
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']'))
-    {
+    if let Some(c) = name.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']')
+    }) {
         return Err(format!("host name '{name}' contains {c:?}"));
     }
     Ok(())
@@ -242,10 +247,9 @@ pub(crate) fn check_group_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty group name".into());
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']'))
-    {
+    if let Some(c) = name.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']')
+    }) {
         return Err(format!("group name '{name}' contains {c:?}"));
     }
     Ok(())
@@ -270,7 +274,8 @@ pub(crate) fn check_address(a: &str) -> Result<(), String> {
 pub(crate) fn check_user(u: &str) -> Result<(), String> {
     let ok = !u.is_empty()
         && !u.starts_with('-')
-        && u.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '@'));
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$' | '@'));
     if ok {
         Ok(())
     } else {
@@ -411,10 +416,19 @@ mod tests {
     fn detects_formats() {
         assert_eq!(detect_format("hosts:\n  a: {}\n"), Format::Native);
         assert_eq!(detect_format("# c\ndefaults: {user: x}\n"), Format::Native);
-        assert_eq!(detect_format("all:\n  hosts:\n    a:\n"), Format::AnsibleYaml);
-        assert_eq!(detect_format("---\nall:\n  children: {}\n"), Format::AnsibleYaml);
+        assert_eq!(
+            detect_format("all:\n  hosts:\n    a:\n"),
+            Format::AnsibleYaml
+        );
+        assert_eq!(
+            detect_format("---\nall:\n  children: {}\n"),
+            Format::AnsibleYaml
+        );
         assert_eq!(detect_format("; c\n[web]\nweb1\n"), Format::AnsibleIni);
-        assert_eq!(detect_format("web1 ansible_host=1.2.3.4\n"), Format::AnsibleIni);
+        assert_eq!(
+            detect_format("web1 ansible_host=1.2.3.4\n"),
+            Format::AnsibleIni
+        );
         assert_eq!(detect_format("web1\n"), Format::AnsibleIni);
     }
 
@@ -425,7 +439,10 @@ mod tests {
             resolve_path("keys/id", base).expect("relative"),
             PathBuf::from("/etc/rampart/keys/id")
         );
-        assert_eq!(resolve_path("/k", base).expect("absolute"), PathBuf::from("/k"));
+        assert_eq!(
+            resolve_path("/k", base).expect("absolute"),
+            PathBuf::from("/k")
+        );
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             assert_eq!(
                 resolve_path("~/.ssh/id", base).expect("home"),
@@ -458,6 +475,9 @@ mod tests {
             vec!["web1".to_string(), "22".to_string()],
             vec!["longer-name".to_string(), "2222".to_string()],
         ];
-        assert_eq!(table(&rows), "NAME         PORT\nweb1         22\nlonger-name  2222\n");
+        assert_eq!(
+            table(&rows),
+            "NAME         PORT\nweb1         22\nlonger-name  2222\n"
+        );
     }
 }

@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use super::pattern::{check_glob, glob_match, is_glob};
 use super::yaml::{self, Seg};
-use super::{base_dir, check_address, check_group_name, check_host_name, check_user, resolve_path, Host};
+use super::{
+    base_dir, check_address, check_group_name, check_host_name, check_user, resolve_path, Host,
+};
 use crate::error::InputError;
 
 #[derive(Debug, Deserialize)]
@@ -88,9 +90,11 @@ macro_rules! validated {
 }
 
 validated!(Port, u16, "a port number 1-65535", |v| super::parse_port(v));
-validated!(User, String, "a user name", |v| check_user(v).map(|_| v.to_string()));
-validated!(Address, String, "an IP address or DNS name", |v| check_address(v)
+validated!(User, String, "a user name", |v| check_user(v)
     .map(|_| v.to_string()));
+validated!(Address, String, "an IP address or DNS name", |v| {
+    check_address(v).map(|_| v.to_string())
+});
 validated!(EnvName, String, "an environment variable name", |v| {
     let ok = !v.is_empty()
         && !v.starts_with(|c: char| c.is_ascii_digit())
@@ -249,11 +253,20 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
         resolve_path(text_path, &base).map_err(|m| yaml::error_at(file, text, at, m))
     };
     let default_identity = match &defaults.identity_file {
-        Some(p) => Some(path_at(p, &[Seg::Key("defaults".into()), Seg::Key("identity_file".into())])?),
+        Some(p) => Some(path_at(
+            p,
+            &[
+                Seg::Key("defaults".into()),
+                Seg::Key("identity_file".into()),
+            ],
+        )?),
         None => None,
     };
     let default_known = match &defaults.known_hosts {
-        Some(p) => path_at(p, &[Seg::Key("defaults".into()), Seg::Key("known_hosts".into())])?,
+        Some(p) => path_at(
+            p,
+            &[Seg::Key("defaults".into()), Seg::Key("known_hosts".into())],
+        )?,
         None => super::default_known_hosts(file)?,
     };
 
@@ -269,7 +282,9 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
                 file,
                 text,
                 &[Seg::Key("groups".into()), Seg::KeyItself(name.clone(), 0)],
-                format!("group '{name}' has the name of a host; patterns could not tell them apart"),
+                format!(
+                    "group '{name}' has the name of a host; patterns could not tell them apart"
+                ),
             ));
         }
     }
@@ -284,7 +299,13 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
 
     let mut out = Vec::with_capacity(hosts.len());
     for (hi, (name, e)) in hosts.iter().enumerate() {
-        let at = |k: &str| vec![Seg::Key("hosts".into()), Seg::Key(name.clone()), Seg::Key(k.into())];
+        let at = |k: &str| {
+            vec![
+                Seg::Key("hosts".into()),
+                Seg::Key(name.clone()),
+                Seg::Key(k.into()),
+            ]
+        };
         let identity_file = match &e.identity_file {
             Some(p) => Some(path_at(p, &at("identity_file"))?),
             None => default_identity.clone(),
@@ -302,8 +323,15 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
         member_of.sort();
         out.push(Host {
             name: name.clone(),
-            address: e.address.as_ref().map_or_else(|| name.clone(), |a| a.0.clone()),
-            port: e.port.as_ref().or(defaults.port.as_ref()).map_or(22, |p| p.0),
+            address: e
+                .address
+                .as_ref()
+                .map_or_else(|| name.clone(), |a| a.0.clone()),
+            port: e
+                .port
+                .as_ref()
+                .or(defaults.port.as_ref())
+                .map_or(22, |p| p.0),
             user: e
                 .user
                 .as_ref()
@@ -428,15 +456,24 @@ groups:
         assert_eq!(names, ["web1", "web2", "mx1", "bare"]);
         let web2 = &hosts[1];
         assert_eq!(web2.address, "203.0.113.11");
-        assert_eq!((web2.port, web2.user.as_str(), web2.become_), (2222, "admin", true));
+        assert_eq!(
+            (web2.port, web2.user.as_str(), web2.become_),
+            (2222, "admin", true)
+        );
         assert_eq!(web2.groups, ["front", "web"]);
-        assert_eq!(web2.identity_file, Some(PathBuf::from("/inv/keys/id_ed25519")));
+        assert_eq!(
+            web2.identity_file,
+            Some(PathBuf::from("/inv/keys/id_ed25519"))
+        );
         assert_eq!(web2.known_hosts, PathBuf::from("/etc/rampart/known_hosts"));
         assert_eq!(web2.password_env.as_deref(), Some("VPS_ROOT_PW"));
         assert_eq!(hosts[2].address, "2001:db8::25");
         assert_eq!(hosts[2].groups, ["mail"]);
         let bare = &hosts[3];
-        assert_eq!((bare.address.as_str(), bare.port, bare.user.as_str()), ("bare", 22, "root"));
+        assert_eq!(
+            (bare.address.as_str(), bare.port, bare.user.as_str()),
+            ("bare", 22, "root")
+        );
         assert_eq!(bare.groups, ["front"]);
     }
 
@@ -444,7 +481,10 @@ groups:
     fn minimal_defaults() {
         let hosts = load("hosts:\n  a:\n  b: {}\n").expect("valid");
         assert_eq!(hosts.len(), 2);
-        assert_eq!((hosts[0].port, hosts[0].user.as_str(), hosts[0].become_), (22, "root", false));
+        assert_eq!(
+            (hosts[0].port, hosts[0].user.as_str(), hosts[0].become_),
+            (22, "root", false)
+        );
         assert!(hosts[0].groups.is_empty());
         assert!(hosts[0].known_hosts.ends_with(".ssh/known_hosts"));
         assert_eq!(hosts[0].identity_file, None);
@@ -470,7 +510,10 @@ groups:
 
         let (l, c, m) = err("groups:\n  web: [web1, wbe2]\nhosts:\n  web1:\n  web2:\n");
         assert_eq!((l, c), (2, 15), "{m}");
-        assert!(m.contains("'wbe2', which is neither a host nor a group"), "{m}");
+        assert!(
+            m.contains("'wbe2', which is neither a host nor a group"),
+            "{m}"
+        );
 
         let (l, c, m) = err("hosts:\n  a:\ngroups:\n  x: [y]\n  y: [x]\n");
         assert_eq!((l, c), (5, 7), "{m}");

@@ -56,7 +56,8 @@ impl Pattern {
 
     /// Does a host with this name and these groups match?
     pub fn matches(&self, name: &str, groups: &[String]) -> bool {
-        let included = self.include.is_empty() || self.include.iter().any(|a| a.matches(name, groups));
+        let included =
+            self.include.is_empty() || self.include.iter().any(|a| a.matches(name, groups));
         included
             && self.intersect.iter().all(|a| a.matches(name, groups))
             && !self.exclude.iter().any(|a| a.matches(name, groups))
@@ -239,7 +240,8 @@ mod tests {
         let web1 = ("web1", g(&["web", "eu"]));
         let web2 = ("web2", g(&["web", "us"]));
         let mx1 = ("mx1", g(&["mail", "eu"]));
-        let m = |pat: &str, h: &(&str, Vec<String>)| Pattern::parse(pat).expect(pat).matches(h.0, &h.1);
+        let m =
+            |pat: &str, h: &(&str, Vec<String>)| Pattern::parse(pat).expect(pat).matches(h.0, &h.1);
         assert!(m("all", &mx1));
         assert!(m("*", &mx1));
         assert!(m("web", &web1) && !m("web", &mx1));
@@ -250,7 +252,10 @@ mod tests {
         assert!(m("m*", &mx1), "glob over group and host names");
         assert!(m("e?", &web1), "glob over group names");
         assert!(m(" web , !web2 ", &web1) && !m(" web , !web2 ", &web2));
-        assert!(m("2001:db8::25", &("2001:db8::25", vec![])), "no split on ':'");
+        assert!(
+            m("2001:db8::25", &("2001:db8::25", vec![])),
+            "no split on ':'"
+        );
     }
 
     #[test]

@@ -22,14 +22,18 @@ use crate::error::InputError;
 /// Convert a serde_norway error into an [`InputError`] for `file`.
 ///
 /// serde_norway's `Location` is already 1-based (it adds 1 to libyaml's
-/// 0-based mark); the textual " at line N column M" it appends to its
-/// message is stripped because the position is printed up front.
+/// 0-based mark). The " at line N column M" it appends for that same
+/// position is dropped, because the position is printed up front; other
+/// positions (libyaml's "while parsing a flow sequence at line 3 column 12")
+/// are kept: they say where the unfinished construct began.
 pub(crate) fn input_error(file: &Path, e: &serde_norway::Error) -> InputError {
     let (line, column) = e
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
-    let msg = strip_positions(&e.to_string());
+    let msg = e
+        .to_string()
+        .replace(&format!(" at line {line} column {column}"), "");
     // serde_norway names the node by its path, e.g. `hosts.web1.port: ...`;
     // a path from a top-level sequence starts with a stray `.` (`.[0]...`).
     let msg = match msg.strip_prefix(".[") {
@@ -37,42 +41,6 @@ pub(crate) fn input_error(file: &Path, e: &serde_norway::Error) -> InputError {
         None => msg,
     };
     InputError::new(file, line, column, msg)
-}
-
-/// Remove every " at line N column M" and " at position N" from a message.
-fn strip_positions(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find(" at ") {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 4..];
-        if let Some(len) = position_len(after) {
-            rest = &after[len..];
-        } else {
-            out.push_str(" at ");
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Length of a leading "line N column M" or "position N", if `s` starts with one.
-fn position_len(s: &str) -> Option<usize> {
-    fn digits(s: &str) -> usize {
-        s.bytes().take_while(u8::is_ascii_digit).count()
-    }
-    if let Some(r) = s.strip_prefix("line ") {
-        let d1 = digits(r);
-        let r2 = r[d1..].strip_prefix(" column ")?;
-        let d2 = digits(r2);
-        (d1 > 0 && d2 > 0).then_some(5 + d1 + 8 + d2)
-    } else if let Some(r) = s.strip_prefix("position ") {
-        let d = digits(r);
-        (d > 0).then_some(9 + d)
-    } else {
-        None
-    }
 }
 
 /// One step of a path into a YAML document.
@@ -98,7 +66,12 @@ pub(crate) fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
 
 /// An [`InputError`] at the node `path` of `text` (or the whole file when
 /// the node cannot be found).
-pub(crate) fn error_at(file: &Path, text: &str, path: &[Seg], msg: impl Into<String>) -> InputError {
+pub(crate) fn error_at(
+    file: &Path,
+    text: &str,
+    path: &[Seg],
+    msg: impl Into<String>,
+) -> InputError {
     let (line, column) = locate(text, path).unwrap_or((0, 0));
     InputError::new(file, line, column, msg)
 }
@@ -312,29 +285,36 @@ mod tests {
     fn locates_nodes_one_based() {
         assert_eq!(locate(DOC, &[Seg::Key("a".into())]), Some((2, 3)));
         assert_eq!(
-            locate(DOC, &[Seg::Key("a".into()), Seg::Key("b".into()), Seg::Index(2)]),
+            locate(
+                DOC,
+                &[Seg::Key("a".into()), Seg::Key("b".into()), Seg::Index(2)]
+            ),
             Some((2, 13))
         );
         assert_eq!(
-            locate(DOC, &[Seg::Key("a".into()), Seg::Key("c".into()), Seg::Key("d".into())]),
+            locate(
+                DOC,
+                &[
+                    Seg::Key("a".into()),
+                    Seg::Key("c".into()),
+                    Seg::Key("d".into())
+                ]
+            ),
             Some((4, 8))
         );
         assert_eq!(
-            locate(DOC, &[Seg::Key("list".into()), Seg::Index(1), Seg::KeyItself("two".into(), 0)]),
+            locate(
+                DOC,
+                &[
+                    Seg::Key("list".into()),
+                    Seg::Index(1),
+                    Seg::KeyItself("two".into(), 0)
+                ]
+            ),
             Some((7, 5))
         );
         assert_eq!(locate(DOC, &[Seg::KeyItself("a".into(), 1)]), Some((8, 1)));
         assert_eq!(locate(DOC, &[Seg::Key("zzz".into())]), None);
         assert_eq!(locate(DOC, &[Seg::Key("list".into()), Seg::Index(9)]), None);
-    }
-
-    #[test]
-    fn strips_textual_positions() {
-        assert_eq!(
-            strip_positions("bad thing at line 3 column 7, while parsing at line 1 column 1"),
-            "bad thing, while parsing"
-        );
-        assert_eq!(strip_positions("look at this"), "look at this");
-        assert_eq!(strip_positions("eof at position 12"), "eof");
     }
 }

@@ -126,9 +126,13 @@ impl Playbook {
             .lines()
             .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#') && l.trim() != "---");
         if !meaningful {
-            return Err(InputError::whole_file(path, "the playbook is empty: expected a list of plays"));
+            return Err(InputError::whole_file(
+                path,
+                "the playbook is empty: expected a list of plays",
+            ));
         }
-        let docs: Vec<PlayDoc> = serde_norway::from_str(text).map_err(|e| yaml::input_error(path, &e))?;
+        let docs: Vec<PlayDoc> =
+            serde_norway::from_str(text).map_err(|e| yaml::input_error(path, &e))?;
         if docs.is_empty() {
             return Err(InputError::new(path, 1, 1, "the playbook has no play"));
         }
@@ -136,8 +140,11 @@ impl Playbook {
             .into_iter()
             .enumerate()
             .map(|(i, d)| {
-                let hosts_at = yaml::locate(text, &[Seg::Index(i), Seg::Key("hosts".into())]).unwrap_or((0, 0));
-                let name = d.name.unwrap_or_else(|| format!("play {} (hosts: {})", i + 1, d.hosts.0));
+                let hosts_at = yaml::locate(text, &[Seg::Index(i), Seg::Key("hosts".into())])
+                    .unwrap_or((0, 0));
+                let name = d
+                    .name
+                    .unwrap_or_else(|| format!("play {} (hosts: {})", i + 1, d.hosts.0));
                 Play {
                     name,
                     hosts: d.hosts.0,
@@ -205,14 +212,24 @@ impl FirewallDoc {
         let policy = self.policy.unwrap_or_default();
         PlayFirewall {
             baseline: self.baseline,
-            allow: self.allow.unwrap_or_default().into_iter().map(|a| a.0).collect(),
+            allow: self
+                .allow
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.0)
+                .collect(),
             policy: PolicyPatch {
                 input: policy.input.map(|p| p.0),
                 forward: policy.forward.map(|p| p.0),
                 output: policy.output.map(|p| p.0),
             },
             ipv6: self.ipv6,
-            rules: self.rules.unwrap_or_default().into_iter().map(|r| r.0).collect(),
+            rules: self
+                .rules
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.0)
+                .collect(),
             preserve: self.preserve.map(|v| v.into_iter().map(|p| p.0).collect()),
             persist: self.persist.map(|p| PersistPaths {
                 ipv4: p.ipv4.map(|x| x.0),
@@ -276,8 +293,12 @@ pub fn merge<'a>(plays: impl IntoIterator<Item = &'a PlayFirewall>) -> FirewallS
         rules,
         policy,
         ipv6,
-        preserve: preserve
-            .unwrap_or_else(|| firewall::DEFAULT_PRESERVE.iter().map(|s| s.to_string()).collect()),
+        preserve: preserve.unwrap_or_else(|| {
+            firewall::DEFAULT_PRESERVE
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }),
         persist,
     }
 }
@@ -311,7 +332,10 @@ pub fn cli_render(args: &crate::cli::RenderArgs) -> crate::error::Result<u8> {
             host.name
         )));
     }
-    print!("{}", firewall::render(&firewall::desired(&plan.firewall, family)));
+    print!(
+        "{}",
+        firewall::render(&firewall::desired(&plan.firewall, family))
+    );
     Ok(crate::exit::OK)
 }
 

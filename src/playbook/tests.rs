@@ -42,10 +42,19 @@ fn allow_forms() {
     assert_eq!(a[0], tcp(80));
     assert_eq!(a[1], tcp(8080));
     assert_eq!(a[2], tcp(8443));
-    assert_eq!(a[3].ports, PortRange { lo: 60000, hi: 61000 });
+    assert_eq!(
+        a[3].ports,
+        PortRange {
+            lo: 60000,
+            hi: 61000
+        }
+    );
     assert_eq!((a[4].ports.lo, a[4].proto), (53, Proto::Udp));
     assert_eq!(a[5].proto, Proto::Udp);
-    assert_eq!(a[5].from, Some(Cidr::V4(Ipv4Addr::new(198, 51, 100, 0), 24)));
+    assert_eq!(
+        a[5].from,
+        Some(Cidr::V4(Ipv4Addr::new(198, 51, 100, 0), 24))
+    );
     assert_eq!(a[6], tcp(22));
     assert_eq!(book.plays[0].name, "play 1 (hosts: all)");
     assert_eq!(book.plays[0].hosts_at, (1, 10));
@@ -82,20 +91,35 @@ fn merge_rules() {
     assert_eq!(web2.plays, ["base", "web"]);
     let f = &web2.firewall;
     assert!(!f.baseline, "only play stating baseline says false");
-    assert_eq!(f.allow, [tcp(22), tcp(80), tcp(443)], "concatenated, dups dropped");
+    assert_eq!(
+        f.allow,
+        [tcp(22), tcp(80), tcp(443)],
+        "concatenated, dups dropped"
+    );
     assert_eq!(f.policy.input, Policy::Accept, "last wins");
     assert_eq!(f.policy.output, Policy::Accept);
     assert_eq!(f.policy.forward, Policy::Accept, "unstated: seed default");
     assert!(!f.ipv6);
-    assert_eq!(f.preserve, ["DOCKER*", "f2b-*"], "union, no defaults once stated");
-    assert_eq!(f.persist.as_ref().and_then(|p| p.ipv4.clone()), Some("/etc/fw4".into()));
+    assert_eq!(
+        f.preserve,
+        ["DOCKER*", "f2b-*"],
+        "union, no defaults once stated"
+    );
+    assert_eq!(
+        f.persist.as_ref().and_then(|p| p.ipv4.clone()),
+        Some("/etc/fw4".into())
+    );
 
     let web1 = plan(&book, "web1").expect("matched");
     assert_eq!(web1.plays, ["base", "web", "web1 only"]);
     assert!(web1.firewall.baseline, "any true");
     assert!(web1.firewall.ipv6, "last stated wins");
     let persist = web1.firewall.persist.expect("persist");
-    assert_eq!((persist.ipv4, persist.ipv6), (None, Some("/etc/fw6".into())), "persist last wins as a whole");
+    assert_eq!(
+        (persist.ipv4, persist.ipv6),
+        (None, Some("/etc/fw6".into())),
+        "persist last wins as a whole"
+    );
 
     let mx1 = plan(&book, "mx1").expect("matched by all");
     assert!(mx1.firewall.baseline, "no play states it: default true");
@@ -111,7 +135,11 @@ fn defaults_and_unmatched() {
     assert!(f.baseline && f.ipv6);
     assert_eq!(f.persist, None);
     let empty = pb("- hosts: all\n  firewall: {preserve: []}\n").expect("valid");
-    assert!(plan(&empty, "web1").expect("all").firewall.preserve.is_empty());
+    assert!(plan(&empty, "web1")
+        .expect("all")
+        .firewall
+        .preserve
+        .is_empty());
 }
 
 #[test]
@@ -141,7 +169,10 @@ fn errors_have_positions() {
     assert!(m.contains("unknown field `inptu`"), "{m}");
     let (l, c, m) = err("- hosts: all\n  firewall:\n    allow: [{port: 1, prot: udp}]\n");
     assert_eq!((l, c), (3, 23), "{m}");
-    assert!(m.starts_with("[0].firewall.allow[0]: unknown field `prot`"), "{m}");
+    assert!(
+        m.starts_with("[0].firewall.allow[0]: unknown field `prot`"),
+        "{m}"
+    );
     // Services and ports.
     let (l, c, m) = err("- hosts: all\n  firewall:\n    allow: [ssh, htp]\n");
     assert_eq!((l, c), (3, 18), "{m}");
@@ -152,7 +183,8 @@ fn errors_have_positions() {
     let (l, c, m) = err("- hosts: all\n  firewall:\n    allow:\n      - 65536\n");
     assert_eq!((l, c), (4, 9), "{m}");
     assert!(m.contains("port 65536 is out of range"), "{m}");
-    let (l, c, m) = err("- hosts: all\n  firewall:\n    allow: [{port: \"61000:60000\", proto: udp}]\n");
+    let (l, c, m) =
+        err("- hosts: all\n  firewall:\n    allow: [{port: \"61000:60000\", proto: udp}]\n");
     assert_eq!((l, c), (3, 20), "{m}");
     assert!(m.contains("reversed"), "{m}");
     // CIDRs.
@@ -179,7 +211,8 @@ fn errors_have_positions() {
 
 #[test]
 fn raw_rule_with_shell_metacharacters() {
-    let (l, c, m) = err("- hosts: all\n  firewall:\n    rules:\n      - \"-A INPUT -j ACCEPT; rm -rf /\"\n");
+    let (l, c, m) =
+        err("- hosts: all\n  firewall:\n    rules:\n      - \"-A INPUT -j ACCEPT; rm -rf /\"\n");
     assert_eq!((l, c), (4, 9), "{m}");
     assert!(m.contains("shell metacharacter ';'"), "{m}");
     assert!(m.contains("at character 19"), "{m}");

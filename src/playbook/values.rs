@@ -48,7 +48,9 @@ pub fn parse_ports(text: &str) -> Result<PortRange, String> {
     if let Some((a, b)) = t.split_once(':') {
         let (lo, hi) = (port_number(a.trim())?, port_number(b.trim())?);
         if lo > hi {
-            return Err(format!("port range {lo}:{hi} is reversed (write {hi}:{lo})"));
+            return Err(format!(
+                "port range {lo}:{hi} is reversed (write {hi}:{lo})"
+            ));
         }
         return Ok(PortRange { lo, hi });
     }
@@ -58,7 +60,9 @@ pub fn parse_ports(text: &str) -> Result<PortRange, String> {
     }
     if let Some((a, b)) = t.split_once('-') {
         if a.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok() {
-            return Err(format!("'{t}': write a port range as lo:hi, as iptables does"));
+            return Err(format!(
+                "'{t}': write a port range as lo:hi, as iptables does"
+            ));
         }
     }
     match service_port(t) {
@@ -119,7 +123,9 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
                 .map_err(|_| format!("'/{p}' is not a valid prefix length in '{t}'"))?;
             if n > max as u32 {
                 let fam = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
-                return Err(format!("prefix /{n} is too long for {fam} (at most /{max}) in '{t}'"));
+                return Err(format!(
+                    "prefix /{n} is too long for {fam} (at most /{max}) in '{t}'"
+                ));
             }
             n as u8
         }
@@ -136,7 +142,11 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             if bits & !mask != 0 {
                 let net = Ipv6Addr::from(bits & mask);
                 return Err(format!("'{t}' has host bits set: write {net}/{len}"));
@@ -150,7 +160,9 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
     match text.trim().to_ascii_lowercase().as_str() {
         "accept" => Ok(Policy::Accept),
         "drop" => Ok(Policy::Drop),
-        other => Err(format!("invalid policy '{other}' (expected accept or drop)")),
+        other => Err(format!(
+            "invalid policy '{other}' (expected accept or drop)"
+        )),
     }
 }
 
@@ -170,7 +182,10 @@ pub fn parse_rule(text: &str) -> Result<Rule, (usize, String)> {
         if c == '"' {
             quoted = !quoted;
         } else if !quoted && (SHELL_META.contains(&c) || c.is_control()) {
-            return Err((i, format!("shell metacharacter {c:?} is not allowed in a rule")));
+            return Err((
+                i,
+                format!("shell metacharacter {c:?} is not allowed in a rule"),
+            ));
         }
     }
     Rule::parse(text).map_err(|e| (e.offset, e.message))
@@ -199,7 +214,9 @@ pub fn parse_remote_path(text: &str) -> Result<PathBuf, String> {
         return Err(format!("'{text}' must be an absolute file path"));
     }
     if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("'{text}' contains whitespace or control characters"));
+        return Err(format!(
+            "'{text}' contains whitespace or control characters"
+        ));
     }
     if text.split('/').any(|s| s == "..") {
         return Err(format!("'{text}' must not contain '..'"));
@@ -371,12 +388,26 @@ mod tests {
         assert_eq!(parse_ports("ssh"), Ok(PortRange { lo: 22, hi: 22 }));
         assert_eq!(parse_ports("IMAPS"), Ok(PortRange { lo: 993, hi: 993 }));
         assert_eq!(parse_ports("8080"), Ok(PortRange { lo: 8080, hi: 8080 }));
-        assert_eq!(parse_ports("60000:61000"), Ok(PortRange { lo: 60000, hi: 61000 }));
+        assert_eq!(
+            parse_ports("60000:61000"),
+            Ok(PortRange {
+                lo: 60000,
+                hi: 61000
+            })
+        );
         assert!(parse_ports("0").expect_err("0").contains("out of range"));
-        assert!(parse_ports("65536").expect_err("big").contains("out of range"));
-        assert!(parse_ports("61000:60000").expect_err("rev").contains("reversed"));
-        assert!(parse_ports("60000-61000").expect_err("dash").contains("lo:hi"));
-        assert!(parse_ports("htp").expect_err("svc").contains("unknown service 'htp'"));
+        assert!(parse_ports("65536")
+            .expect_err("big")
+            .contains("out of range"));
+        assert!(parse_ports("61000:60000")
+            .expect_err("rev")
+            .contains("reversed"));
+        assert!(parse_ports("60000-61000")
+            .expect_err("dash")
+            .contains("lo:hi"));
+        assert!(parse_ports("htp")
+            .expect_err("svc")
+            .contains("unknown service 'htp'"));
         assert_eq!(SERVICES.len(), 9);
         assert_eq!(service_port("pop3s"), Some(995));
         assert_eq!(service_port("smtps"), Some(465));
@@ -388,12 +419,23 @@ mod tests {
             parse_cidr("198.51.100.0/24"),
             Ok(Cidr::V4(Ipv4Addr::new(198, 51, 100, 0), 24))
         );
-        assert_eq!(parse_cidr("192.0.2.7"), Ok(Cidr::V4(Ipv4Addr::new(192, 0, 2, 7), 32)));
+        assert_eq!(
+            parse_cidr("192.0.2.7"),
+            Ok(Cidr::V4(Ipv4Addr::new(192, 0, 2, 7), 32))
+        );
         assert!(matches!(parse_cidr("2001:db8::/32"), Ok(Cidr::V6(_, 32))));
-        assert!(parse_cidr("300.1.1.0/24").expect_err("bad").contains("not a valid IPv4"));
-        assert!(parse_cidr("10.0.0.0/33").expect_err("long").contains("/33 is too long"));
-        assert!(parse_cidr("2001:db8::/129").expect_err("long6").contains("at most /128"));
-        assert!(parse_cidr("10.0.0.1/8").expect_err("host bits").contains("write 10.0.0.0/8"));
+        assert!(parse_cidr("300.1.1.0/24")
+            .expect_err("bad")
+            .contains("not a valid IPv4"));
+        assert!(parse_cidr("10.0.0.0/33")
+            .expect_err("long")
+            .contains("/33 is too long"));
+        assert!(parse_cidr("2001:db8::/129")
+            .expect_err("long6")
+            .contains("at most /128"));
+        assert!(parse_cidr("10.0.0.1/8")
+            .expect_err("host bits")
+            .contains("write 10.0.0.0/8"));
         assert!(parse_cidr("10.0.0.0/x").is_err());
         assert!(parse_cidr("0.0.0.0/0").is_ok());
     }
