@@ -301,6 +301,11 @@ pub fn cli(args: &crate::cli::InventoryArgs) -> crate::error::Result<u8> {
         Some(p) => Some(crate::playbook::Playbook::load(p)?),
         None => None,
     };
+    if let Some(pb) = &playbook {
+        for w in pb.unknown_host_names(&inv) {
+            eprintln!("rampart: warning: {w}");
+        }
+    }
     let plays_of = |h: &Host| -> Option<Vec<String>> {
         playbook
             .as_ref()
