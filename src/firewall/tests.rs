@@ -13,6 +13,22 @@ const SEED_SAVE: &str = include_str!("../../tests/golden/seed-iptables-save.txt"
 const SEED_LIST: &str = include_str!("../../tests/golden/seed-iptables-L.txt");
 const SEED_V4: &str = include_str!("../../tests/golden/seed-baseline-v4.rules");
 const SEED_V6: &str = include_str!("../../tests/golden/seed-baseline-v6.rules");
+const DOCKER_V4: &str = include_str!("../../tests/golden/docker-host.v4.save");
+const F2B_V4: &str = include_str!("../../tests/golden/fail2ban-host.v4.save");
+const F2B_V6: &str = include_str!("../../tests/golden/fail2ban-host.v6.save");
+const F2B_V4_LIST: &str = include_str!("../../tests/golden/fail2ban-host.v4.list-nv");
+const HANDMADE_V4: &str = include_str!("../../tests/golden/handmade.v4.save");
+const HANDMADE_V6: &str = include_str!("../../tests/golden/handmade.v6.save");
+
+/// Every golden dump with its family.
+const DUMPS: &[(&str, &str, Family)] = &[
+    ("seed", SEED_SAVE, Family::V4),
+    ("docker v4", DOCKER_V4, Family::V4),
+    ("fail2ban v4", F2B_V4, Family::V4),
+    ("fail2ban v6", F2B_V6, Family::V6),
+    ("handmade v4", HANDMADE_V4, Family::V4),
+    ("handmade v6", HANDMADE_V6, Family::V6),
+];
 
 fn port(p: u16) -> Allow {
     Allow {
@@ -34,7 +50,6 @@ fn seed_spec() -> FirewallSpec {
     }
 }
 
-#[allow(dead_code)] // used by the dump goldens
 fn lines(rs: &Ruleset, table: &str) -> Vec<String> {
     rs.table(table)
         .map(|t| {
@@ -47,7 +62,6 @@ fn lines(rs: &Ruleset, table: &str) -> Vec<String> {
 }
 
 /// The `-A` lines of one table of a dump, exactly as written.
-#[allow(dead_code)] // used by the dump goldens
 fn dump_lines(text: &str, table: &str) -> Vec<String> {
     let mut inside = false;
     let mut out = Vec::new();
@@ -117,7 +131,8 @@ fn golden_seed_listing() {
     other.allow.pop();
     assert!(listing_matches(&l, &desired(&other, Family::V4)).is_err());
     other.policy.input = Policy::Accept;
-    let e = listing_matches(&l, &desired(&other, Family::V4)).expect_err("INPUT ACCEPT is not DROP");
+    let e =
+        listing_matches(&l, &desired(&other, Family::V4)).expect_err("INPUT ACCEPT is not DROP");
     assert!(e.contains("policy"), "{e}");
 }
 
@@ -370,5 +385,494 @@ fn quoted_values_are_allowed_metacharacters_and_all() {
     assert_eq!(
         r,
         "-A INPUT -m comment --comment \"it\\'s \\\\ok\" -j ACCEPT"
+    );
+}
+
+/// The block of one table exactly as iptables-save printed it, counters
+/// zeroed: what `render_table` must reproduce.
+fn dump_block(text: &str, table: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for l in text.lines() {
+        if l.strip_prefix('*') == Some(table) {
+            inside = true;
+        }
+        if inside && !l.starts_with('#') {
+            if let Some(rest) = l.strip_prefix(':') {
+                let (head, _) = rest.rsplit_once(' ').unwrap_or((rest, ""));
+                out.push_str(&format!(":{head} [0:0]\n"));
+            } else {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        if inside && l == "COMMIT" {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_dumps_round_trip_exactly() {
+    for (name, text, family) in DUMPS {
+        let rs = parse_ok(text, *family);
+        assert!(!rs.tables.is_empty(), "{name}");
+        for t in &rs.tables {
+            assert_eq!(
+                lines(&rs, &t.name),
+                dump_lines(text, &t.name),
+                "{name}: table {}",
+                t.name
+            );
+            assert_eq!(
+                render_table(t),
+                dump_block(text, &t.name),
+                "{name}: table {}",
+                t.name
+            );
+        }
+        // Each rule line also parses alone (lenient dumps are not the only
+        // way in: engine code may re-parse single lines).
+        for l in dump_lines(text, "filter") {
+            let r = Rule::parse(&l).map(|r| r.for_family(*family).to_line());
+            assert_eq!(r.as_ref(), Ok(&l), "{name}");
+        }
+        // Parsing is idempotent through render.
+        let again = parse_ok(&render(&rs), *family);
+        assert!(diff(&rs, &again).is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn golden_handmade_is_structured() {
+    let rs = parse_ok(HANDMADE_V4, Family::V4);
+    assert_eq!(
+        rs.tables
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["raw", "mangle", "filter"]
+    );
+    let f = rs.filter_or_default();
+    let input = f
+        .chain("INPUT")
+        .map(|c| c.rules.clone())
+        .unwrap_or_default();
+    let brute = &input[4];
+    assert_eq!(brute.target_name(), Some("SSH-BRUTE"));
+    assert!(brute.source().is_some_and(|s| s.negated));
+    let set = input
+        .iter()
+        .find(|r| r.matches().iter().any(|m| m.name == "set"))
+        .map(|r| r.matches()[0].opts[0].args.len());
+    assert_eq!(set, Some(2), "opaque options keep all their arguments");
+    let goto = f
+        .chain("web-in")
+        .and_then(|c| c.rules.last())
+        .and_then(|r| r.target().cloned());
+    assert!(goto.is_some_and(|t| t.goto && t.name == "LOGDROP"));
+    assert_eq!(
+        f.chain("LOGDROP").map(|c| c.policy),
+        Some(None),
+        "user chains have no policy"
+    );
+}
+
+#[test]
+fn golden_docker_preserved() {
+    let live = parse_ok(DOCKER_V4, Family::V4);
+    let patterns: Vec<String> = DEFAULT_PRESERVE.iter().map(|s| s.to_string()).collect();
+    let want = with_preserved(&desired(&seed_spec(), Family::V4), &live, &patterns);
+    let wf = want.filter_or_default();
+    let lf = live.filter_or_default();
+    for chain in [
+        "DOCKER",
+        "DOCKER-ISOLATION-STAGE-1",
+        "DOCKER-ISOLATION-STAGE-2",
+        "DOCKER-USER",
+    ] {
+        assert_eq!(wf.chain(chain), lf.chain(chain), "{chain} kept exactly");
+    }
+    let forward: Vec<String> = wf
+        .chain("FORWARD")
+        .map(|c| c.rules.iter().map(|r| r.to_line()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        forward,
+        [
+            "-A FORWARD -j DOCKER-USER",
+            "-A FORWARD -j DOCKER-ISOLATION-STAGE-1",
+            "-A FORWARD -o br-5f2a9c1e7d3b -j DOCKER",
+            "-A FORWARD -o docker0 -j DOCKER",
+        ]
+    );
+    // rampart's own: the playbook's policies, the baseline in INPUT.
+    assert_eq!(
+        wf.chain("FORWARD").and_then(|c| c.policy),
+        Some(Policy::Accept)
+    );
+    assert_eq!(wf.chain("INPUT").map(|c| c.rules.len()), Some(9));
+    // The nat table is not rampart's: render names only *filter.
+    let text = render(&want);
+    assert!(text.starts_with("*filter\n") && !text.contains("*nat"));
+    assert!(text.contains(":DOCKER-ISOLATION-STAGE-1 - [0:0]\n"));
+
+    // "Apply": the host now prints its untouched nat table and our filter.
+    let nat = dump_block(DOCKER_V4, "nat");
+    let after =
+        format!("# Generated by iptables-save v1.8.9 (nf_tables)\n{nat}{text}# Completed\n");
+    let after = parse_ok(&after, Family::V4);
+    let d = diff(&want, &after);
+    assert!(d.is_empty(), "{d}");
+    assert_eq!(after.table("nat"), live.table("nat"));
+    // Converging again keeps everything as it is (second run is ok).
+    let again = with_preserved(&desired(&seed_spec(), Family::V4), &after, &patterns);
+    assert_eq!(again, want);
+
+    // Before applying, the diff says what will change, readably.
+    let before = diff(&want, &live);
+    assert!(before
+        .lines
+        .contains(&"~ policy INPUT ACCEPT -> DROP".to_string()));
+    assert!(before
+        .lines
+        .contains(&"~ policy FORWARD DROP -> ACCEPT".to_string()));
+    assert!(before
+        .lines
+        .contains(&"- -A FORWARD -i docker0 -o docker0 -j ACCEPT".to_string()));
+    assert!(!before.lines.iter().any(|l| l.contains("DOCKER-USER")));
+}
+
+#[test]
+fn golden_fail2ban_is_already_compliant() {
+    let patterns: Vec<String> = DEFAULT_PRESERVE.iter().map(|s| s.to_string()).collect();
+    let mut spec = seed_spec();
+    spec.allow = [22, 25, 465].into_iter().map(port).collect();
+    for (text, family, jumps) in [(F2B_V4, Family::V4, 2), (F2B_V6, Family::V6, 1)] {
+        let live = parse_ok(text, family);
+        let want = with_preserved(&desired(&spec, family), &live, &patterns);
+        let d = diff(&want, &live);
+        assert!(d.is_empty(), "{family:?}: {d}");
+        let input = want
+            .filter_or_default()
+            .chain("INPUT")
+            .map(|c| c.rules.clone())
+            .unwrap_or_default();
+        assert!(input[..jumps]
+            .iter()
+            .all(|r| r.target_name().is_some_and(|t| t.starts_with("f2b-"))));
+        assert_eq!(render(&want), dump_block(text, "filter"));
+    }
+    // Without preserve patterns the bans would be dropped, and the diff says so.
+    let live = parse_ok(F2B_V4, Family::V4);
+    let d = diff(&desired(&spec, Family::V4), &live);
+    assert!(d.lines.contains(&"- -N f2b-sshd".to_string()), "{d}");
+    assert!(d
+        .lines
+        .contains(&"- -A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd".to_string()));
+}
+
+#[test]
+fn golden_fail2ban_listing_v() {
+    let l = match parse_list(F2B_V4_LIST) {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let live = parse_ok(F2B_V4, Family::V4);
+    assert_eq!(listing_matches(&l, &live), Ok(()));
+    let input = l
+        .chain("INPUT")
+        .cloned()
+        .unwrap_or_else(|| panic!("no INPUT"));
+    assert_eq!(input.packets, Some(1523));
+    assert_eq!(input.bytes, Some(88412));
+    assert_eq!(l.chain("OUTPUT").and_then(|c| c.bytes), Some(10_000_000));
+    assert_eq!(l.chain("f2b-sshd").and_then(|c| c.references), Some(1));
+    let r = &input.rows[0];
+    assert_eq!(
+        (r.num, r.target.as_str(), r.prot.as_str(), r.rest.as_str()),
+        (Some(1), "f2b-postfix", "6", "multiport dports 25,465,587")
+    );
+    let r = &input.rows[2];
+    assert_eq!((r.pkts, r.bytes), (Some(98_000), Some(40_000_000)));
+    let r = &input.rows[6];
+    assert_eq!(r.in_iface.as_deref(), Some("lo"));
+    assert_eq!(r.out_iface.as_deref(), Some("*"));
+    assert_eq!(r.rest, "");
+    assert_eq!(l.rule_counts().get("f2b-sshd"), Some(&4));
+    // Against the desired ruleset without the preserved chains it fails.
+    let mut spec = seed_spec();
+    spec.allow = [22, 25, 465].into_iter().map(port).collect();
+    assert!(listing_matches(&l, &desired(&spec, Family::V4)).is_err());
+}
+
+#[test]
+fn listing_variants() {
+    // The brief's -L -n -v --line-numbers shape (1.8.9: numeric prot).
+    let text = "Chain INPUT (policy DROP 0 packets, 0 bytes)
+num   pkts bytes target     prot opt in     out     source               destination         
+1        1    52 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            state RELATED,ESTABLISHED
+2        0     0 DROP       6    --  *      *       0.0.0.0/0            0.0.0.0/0            tcp flags:0x3F/0x00
+5        0     0 ACCEPT     0    --  lo     *       0.0.0.0/0            0.0.0.0/0           
+";
+    let l = parse_list(text).unwrap_or_else(|e| panic!("{e}"));
+    let rows = &l.chains[0].rows;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2].num, Some(5));
+    assert_eq!(rows[2].in_iface.as_deref(), Some("lo"));
+    assert_eq!(rows[1].rest, "tcp flags:0x3F/0x00");
+
+    // ip6tables -L -n: blank opt column, a rule without target, a user chain.
+    let text = "Chain INPUT (policy ACCEPT)
+target     prot opt source               destination         
+ACCEPT     all      ::/0                 ::/0                 state RELATED,ESTABLISHED
+           tcp      2001:db8::/32        ::/0                
+f2b-sshd   tcp      ::/0                 ::/0                 multiport dports 22
+
+Chain f2b-sshd (1 references)
+target     prot opt source               destination         
+RETURN     all      ::/0                 ::/0                
+";
+    let l = parse_list(text).unwrap_or_else(|e| panic!("{e}"));
+    let rows = &l.chains[0].rows;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (rows[0].opt.as_str(), rows[0].source.as_str()),
+        ("", "::/0")
+    );
+    assert_eq!(
+        (rows[1].target.as_str(), rows[1].prot.as_str()),
+        ("", "tcp")
+    );
+    assert_eq!(rows[1].source, "2001:db8::/32");
+    assert_eq!(rows[2].target, "f2b-sshd");
+    assert_eq!(l.rule_counts().get("f2b-sshd"), Some(&1));
+
+    // Rejects what is not a listing.
+    assert!(parse_list("hello\n").is_err());
+    assert!(parse_list("Chain INPUT (policy DROP)\nnot a header\n").is_err());
+}
+
+#[test]
+fn save_variants() {
+    // iptables -S
+    let s = "-P INPUT DROP
+-P FORWARD ACCEPT
+-P OUTPUT ACCEPT
+-N f2b-sshd
+-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
+-A INPUT -i lo -j ACCEPT
+-A f2b-sshd -s 203.0.113.5/32 -j REJECT --reject-with icmp-port-unreachable
+-A f2b-sshd -j RETURN
+";
+    let rs = parse_ok(s, Family::V4);
+    let f = rs.filter_or_default();
+    assert_eq!(f.chain("INPUT").and_then(|c| c.policy), Some(Policy::Drop));
+    assert_eq!(f.chain("f2b-sshd").map(|c| c.rules.len()), Some(2));
+    // iptables-save -c: counters before rules, and -c inside.
+    let s = "*filter
+:INPUT ACCEPT [10:600]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+[5:300] -A INPUT -i lo -j ACCEPT
+-A INPUT -c 7 420 -p icmp -j ACCEPT
+COMMIT
+";
+    let rs = parse_ok(s, Family::V4);
+    assert_eq!(
+        lines(&rs, "filter"),
+        ["-A INPUT -i lo -j ACCEPT", "-A INPUT -p icmp -j ACCEPT"]
+    );
+    // Structural errors carry the 1-based line.
+    let bad: &[(&str, usize)] = &[
+        ("*filter\n:INPUT ACCEPT [0:0]\n", 2), // reported at the end of the text
+        ("COMMIT\n", 1),
+        ("*filter\n:INPUT MAYBE [0:0]\nCOMMIT\n", 2),
+        ("*filter\n-A NOPE -j ACCEPT\nCOMMIT\n", 2),
+        (
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport\nCOMMIT\n",
+            3,
+        ),
+        ("*filter\nCOMMIT\n*filter\nCOMMIT\n", 3),
+        ("*filter\n:X - [0:0]\n:X - [0:0]\nCOMMIT\n", 3),
+        ("garbage\n", 1),
+        ("*nat\n*filter\n", 2),
+    ];
+    for (text, line) in bad {
+        match parse_save(text, Family::V4) {
+            Ok(rs) => panic!("{text:?} parsed: {rs:?}"),
+            Err(e) => assert_eq!(e.line, *line, "{text:?}: {e}"),
+        }
+    }
+    // Unknown modules and targets never fail a host dump.
+    let s = "*filter
+:INPUT ACCEPT [0:0]
+-A INPUT -m u32 --u32 \"0x0>>0x16&0x3c@0xc>>0x1a=0x5\" -m string --string \"GET /x\" --algo bm --to 65535 -j NFLOG --nflog-group 2
+COMMIT
+";
+    let rs = parse_ok(s, Family::V4);
+    assert_eq!(lines(&rs, "filter"), dump_lines(s, "filter"));
+}
+
+#[test]
+fn preserve_follows_jumps_between_chains() {
+    let live = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:helper - [0:0]
+:f2b-sshd - [0:0]
+:mine - [0:0]
+-A INPUT -j mine
+-A INPUT -s 192.0.2.9/32 -j ACCEPT
+-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd
+-A OUTPUT -g f2b-sshd
+-A f2b-sshd -j helper
+-A f2b-sshd -j RETURN
+-A helper -j RETURN
+-A mine -j ACCEPT
+COMMIT
+";
+    let live = parse_ok(live, Family::V4);
+    let patterns = vec!["f2b-*".to_string()];
+    let mut spec = seed_spec();
+    // A raw rule identical to a kept jump is not applied twice.
+    spec.rules = vec![
+        Rule::parse("-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd")
+            .unwrap_or_else(|e| panic!("{e}")),
+    ];
+    let want = with_preserved(&desired(&spec, Family::V4), &live, &patterns);
+    let f = want.filter_or_default();
+    assert!(f.chain("helper").is_some(), "reached from a kept chain");
+    assert!(f.chain("mine").is_none(), "not matched, not reached");
+    let input = f
+        .chain("INPUT")
+        .map(|c| c.rules.clone())
+        .unwrap_or_default();
+    assert_eq!(input[0].target_name(), Some("f2b-sshd"));
+    assert_eq!(
+        input
+            .iter()
+            .filter(|r| r.target_name() == Some("f2b-sshd"))
+            .count(),
+        1
+    );
+    let output = f
+        .chain("OUTPUT")
+        .map(|c| c.rules.clone())
+        .unwrap_or_default();
+    assert_eq!(output.len(), 1);
+    assert!(output[0].target().is_some_and(|t| t.goto));
+    let text = render(&want);
+    let helper = text.find(":helper").unwrap_or(0);
+    let f2b = text.find(":f2b-sshd").unwrap_or(0);
+    assert!(
+        f2b < helper,
+        "user chains sorted by name as iptables-save does:\n{text}"
+    );
+    // Nothing live to preserve: desired unchanged.
+    assert_eq!(
+        with_preserved(
+            &desired(&spec, Family::V4),
+            &Ruleset::empty(Family::V4),
+            &patterns
+        ),
+        desired(&spec, Family::V4)
+    );
+}
+
+#[test]
+fn diff_reports_reorder_and_is_deterministic() {
+    let want = desired(&seed_spec(), Family::V4);
+    let mut live = want.clone();
+    if let Some(input) = live.table_mut("filter").and_then(|t| t.chain_mut("INPUT")) {
+        input.rules.swap(6, 8);
+    }
+    let d = diff(&want, &live);
+    assert_eq!(
+        d.lines.last().map(String::as_str),
+        Some("~ INPUT: rules reordered")
+    );
+    assert!(d.lines.iter().any(|l| l.starts_with("- -A INPUT")));
+    assert!(d.lines.iter().any(|l| l.starts_with("+ -A INPUT")));
+    assert_eq!(d, diff(&want, &live));
+    // Rules added and removed (not a reorder): no note.
+    let mut other = seed_spec();
+    other.allow.pop();
+    let d = diff(&desired(&other, Family::V4), &want);
+    assert_eq!(d.lines, ["- -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT"]);
+    // Extra user chain on the host; missing one in desired.
+    let mut spec = seed_spec();
+    spec.rules = vec![Rule::parse("-A LOGDROP -j DROP").unwrap_or_else(|e| panic!("{e}"))];
+    let d = diff(&desired(&spec, Family::V4), &want);
+    assert_eq!(d.lines, ["+ -N LOGDROP", "+ -A LOGDROP -j DROP"]);
+    let d = diff(&want, &desired(&spec, Family::V4));
+    assert_eq!(d.lines, ["- -N LOGDROP", "- -A LOGDROP -j DROP"]);
+}
+
+#[test]
+fn allows_and_raw_rules_per_family() {
+    let v4net = parse_cidr("198.51.100.0/24").unwrap_or_else(|e| panic!("{e}"));
+    let v6net = parse_cidr("2001:db8::/32").unwrap_or_else(|e| panic!("{e}"));
+    let spec = FirewallSpec {
+        baseline: false,
+        allow: vec![
+            Allow {
+                ports: PortRange { lo: 8080, hi: 8080 },
+                proto: Proto::Tcp,
+                from: Some(v4net),
+            },
+            Allow {
+                ports: PortRange {
+                    lo: 60000,
+                    hi: 61000,
+                },
+                proto: Proto::Udp,
+                from: None,
+            },
+            Allow {
+                ports: PortRange { lo: 22, hi: 22 },
+                proto: Proto::Tcp,
+                from: Some(v6net),
+            },
+        ],
+        rules: [
+            "-A INPUT -p udp -m udp --dport 51820 -j ACCEPT",
+            "-A INPUT -s 192.0.2.1 -j DROP",
+            "-A INPUT -p icmpv6 -j ACCEPT",
+        ]
+        .iter()
+        .map(|l| Rule::parse(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect(),
+        ..FirewallSpec::default()
+    };
+    let v4 = render(&desired(&spec, Family::V4));
+    assert_eq!(
+        v4,
+        "*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -s 198.51.100.0/24 -p tcp -m tcp --dport 8080 -j ACCEPT
+-A INPUT -p udp -m udp --dport 60000:61000 -j ACCEPT
+-A INPUT -p udp -m udp --dport 51820 -j ACCEPT
+-A INPUT -s 192.0.2.1/32 -j DROP
+COMMIT
+"
+    );
+    let v6 = render(&desired(&spec, Family::V6));
+    assert_eq!(
+        v6,
+        "*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 60000:61000 -j ACCEPT
+-A INPUT -s 2001:db8::/32 -p tcp -m tcp --dport 22 -j ACCEPT
+-A INPUT -p udp -m udp --dport 51820 -j ACCEPT
+-A INPUT -p ipv6-icmp -j ACCEPT
+COMMIT
+"
     );
 }
