@@ -27,10 +27,12 @@ use serde::Deserialize;
 
 use crate::error::InputError;
 use crate::firewall::{self, Allow, Family, FirewallSpec, PersistPaths, Policies, Policy, Rule};
+/// The seed's service table lives in the firewall core; re-exported here
+/// because playbooks are where service names are written.
+pub use crate::firewall::{service_port, SERVICES};
 use crate::inventory::pattern::Pattern;
 use crate::inventory::yaml::{self, Seg};
 use crate::inventory::{Host, Inventory};
-pub use values::{service_port, SERVICES};
 use values::{AllowDoc, ChainPatternDoc, HostsDoc, PolicyDoc, RemotePathDoc, RuleDoc};
 
 /// One play as written.

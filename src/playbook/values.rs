@@ -9,30 +9,9 @@ use std::path::PathBuf;
 
 use serde::de::{self, Deserialize, MapAccess, Visitor};
 
-use crate::firewall::{Allow, Cidr, Policy, PortRange, Proto, Rule};
+use crate::firewall::{service_port, Allow, Cidr, Policy, PortRange, Proto, Rule, SERVICES};
 use crate::inventory::pattern::{check_glob, Pattern};
 use crate::inventory::yaml::FieldName;
-
-/// The seed's port table (SPEC §1). Everything is TCP.
-pub const SERVICES: &[(&str, u16)] = &[
-    ("http", 80),
-    ("https", 443),
-    ("smtp", 25),
-    ("smtps", 465),
-    ("pop3", 110),
-    ("pop3s", 995),
-    ("imap", 143),
-    ("imaps", 993),
-    ("ssh", 22),
-];
-
-/// The TCP port of a service of the seed's table (case-insensitive).
-pub fn service_port(name: &str) -> Option<u16> {
-    SERVICES
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, p)| *p)
-}
 
 fn port_number(t: &str) -> Result<u16, String> {
     match t.parse::<u64>() {
