@@ -449,3 +449,72 @@ fn shipped_playbooks_load() {
         );
     }
 }
+
+/// The seed's mail ports table, through an Ansible INI inventory.
+#[test]
+fn render_mail_playbook_from_ansible_inventory() {
+    let out = rampart(&[
+        "render",
+        s(&repo("playbooks/mail.yml")),
+        "-i",
+        s(&repo("inventory/example.ini")),
+        "--host",
+        "mx1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ports: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("-A INPUT -p tcp -m tcp --dport "))
+        .filter_map(|l| l.strip_suffix(" -j ACCEPT"))
+        .collect();
+    assert_eq!(ports, ["22", "25", "465", "110", "995", "143", "993"]);
+}
+
+/// IPv6: ipv6-icmp instead of icmp, and an IPv4-only source is left out.
+#[test]
+fn render_web_playbook_ipv6() {
+    let args = |v6: bool| {
+        let mut a = vec![
+            "render".to_string(),
+            s(&repo("playbooks/web.yml")).to_string(),
+            "-i".into(),
+            s(&repo("inventory/example.yml")).to_string(),
+            "--host".into(),
+            "web1".into(),
+        ];
+        if v6 {
+            a.push("--ipv6".into());
+        }
+        a
+    };
+    let run = |v6: bool| {
+        let a = args(v6);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = rampart(&a);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let v4 = run(false);
+    let v6 = run(true);
+    assert!(
+        v4.contains("-A INPUT -s 198.51.100.0/24 -p tcp -m tcp --dport 8080 -j ACCEPT"),
+        "{v4}"
+    );
+    assert!(!v6.contains("198.51.100.0/24"), "{v6}");
+    assert!(v6.contains("-A INPUT -p ipv6-icmp -j ACCEPT"), "{v6}");
+    assert!(
+        v6.contains("-A INPUT -p udp -m udp --dport 51820 -j ACCEPT"),
+        "{v6}"
+    );
+}
