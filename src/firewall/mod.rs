@@ -15,18 +15,37 @@
 //!   preserved chains and the jumps into them.
 //! - [`diff`]: desired vs live (filter table only; counters and comment lines ignored).
 //! - [`listing::parse_list`]: `iptables -L -n [-v] [--line-numbers]` -> a listing.
+//!
+//! Layout: `model` (the types), `parse` (text -> model), `canon` (what
+//! iptables-save prints for each known module), `services` (the seed's port
+//! table), `baseline` (the seed's protections -> `desired`), `render`,
+//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`).
 
+mod baseline;
+mod canon;
+mod diff;
+pub mod listing;
+mod model;
+mod parse;
+mod preserve;
+mod render;
+pub mod services;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 
+pub use baseline::{allow_rule, baseline_rules, desired};
+pub use diff::diff;
+pub use listing::{listing_matches, parse_list, Listing};
+pub use model::{
+    builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,
+    Ruleset, Table, Target,
+};
+pub use parse::parse_save;
+pub use preserve::{glob_match, with_preserved};
+pub use render::{render, render_table};
+pub use services::{service_port, SERVICES};
 pub use spec::*;
-
-// The implementation modules (model, baseline, services, render, parse, diff,
-// listing) are added by the firewall-core work.
-
-// ---------------------------------------------------------------------------
-// API SKELETON: placeholder bodies, to be replaced by the firewall-core work.
-// Signatures are the contract; keep them (add more freely).
-// ---------------------------------------------------------------------------
 
 use std::fmt;
 
@@ -60,77 +79,6 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// One rule, e.g. `-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Rule {
-    chain: String,
-    args: Vec<String>,
-}
-
-impl Rule {
-    /// Parse one `-A CHAIN ...` line in iptables-save syntax, validating it.
-    /// Shell metacharacters outside a quoted comment are rejected.
-    pub fn parse(line: &str) -> Result<Rule, RuleError> {
-        let _ = line;
-        todo!("firewall core")
-    }
-
-    /// The chain this rule is appended to.
-    pub fn chain(&self) -> &str {
-        &self.chain
-    }
-
-    /// The one family this rule can live in, or None when it fits both.
-    pub fn family(&self) -> Option<Family> {
-        todo!("firewall core")
-    }
-
-    /// The canonical line, as iptables-save prints it.
-    pub fn to_line(&self) -> String {
-        todo!("firewall core")
-    }
-}
-
-/// What one `iptables-save` prints (or what rampart wants it to print).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ruleset {
-    pub family: Family,
-}
-
-impl Ruleset {
-    /// No tables at all: what an nf_tables host with no rules prints.
-    pub fn empty(family: Family) -> Ruleset {
-        Ruleset { family }
-    }
-}
-
-/// The filter-table ruleset rampart wants for this spec and family.
-pub fn desired(spec: &FirewallSpec, family: Family) -> Ruleset {
-    let _ = (spec, family);
-    todo!("firewall core")
-}
-
-/// iptables-restore input for the filter table of `rs`: deterministic,
-/// `*filter`, chain lines with `[0:0]`, rules, `COMMIT`, trailing newline.
-pub fn render(rs: &Ruleset) -> String {
-    let _ = rs;
-    todo!("firewall core")
-}
-
-/// Parse `iptables-save` (or `iptables -S`) output. Comment lines and
-/// counters are ignored; unknown matches are kept as opaque, exact rules.
-pub fn parse_save(text: &str, family: Family) -> Result<Ruleset, ParseError> {
-    let _ = (text, family);
-    todo!("firewall core")
-}
-
-/// `desired` plus the chains of `live` whose names match `patterns`, and the
-/// rules of built-in chains that jump to them, kept exactly as found.
-pub fn with_preserved(desired: &Ruleset, live: &Ruleset, patterns: &[String]) -> Ruleset {
-    let _ = (live, patterns);
-    desired.clone()
-}
-
 /// How `live` differs from `desired` in the filter table.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Diff {
@@ -152,11 +100,4 @@ impl fmt::Display for Diff {
         }
         Ok(())
     }
-}
-
-/// Compare the filter tables of `desired` and `live` (a missing filter table
-/// counts as the kernel default: three ACCEPT chains, no rules).
-pub fn diff(desired: &Ruleset, live: &Ruleset) -> Diff {
-    let _ = (desired, live);
-    todo!("firewall core")
 }

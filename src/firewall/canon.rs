@@ -1,0 +1,740 @@
+//! What rampart knows about match modules and targets: the arity of their
+//! options and the canonical form iptables-save prints for them.
+//!
+//! Verification compares the host's `iptables-save` with the desired rules
+//! as text, so every spelling a user may write (`--dport ssh`, `--syn`,
+//! `--state ESTABLISHED,RELATED`, `--limit 6/minute`) must become the one
+//! the kernel round trip produces. Each rule here mirrors the `*_save`
+//! function of the corresponding libxtables extension (iptables 1.8.x).
+//! Modules not listed are kept exactly as written (opaque): correct for
+//! anything read from a host, and caught by verification for raw rules.
+
+use super::model::{Arg, Match, Opt, Rule, Target};
+use super::parse::Tok;
+use super::services::port_number;
+use super::spec::Family;
+
+/// (module, option, number of arguments). Aliases map in [`canonical_name`].
+const MATCH_OPTS: &[(&str, &str, usize)] = &[
+    ("tcp", "--sport", 1),
+    ("tcp", "--source-port", 1),
+    ("tcp", "--dport", 1),
+    ("tcp", "--destination-port", 1),
+    ("tcp", "--tcp-flags", 2),
+    ("tcp", "--syn", 0),
+    ("tcp", "--tcp-option", 1),
+    ("udp", "--sport", 1),
+    ("udp", "--source-port", 1),
+    ("udp", "--dport", 1),
+    ("udp", "--destination-port", 1),
+    ("icmp", "--icmp-type", 1),
+    ("icmp6", "--icmpv6-type", 1),
+    ("multiport", "--dports", 1),
+    ("multiport", "--destination-ports", 1),
+    ("multiport", "--sports", 1),
+    ("multiport", "--source-ports", 1),
+    ("multiport", "--ports", 1),
+    ("state", "--state", 1),
+    ("conntrack", "--ctstate", 1),
+    ("conntrack", "--ctproto", 1),
+    ("conntrack", "--ctorigsrc", 1),
+    ("conntrack", "--ctorigdst", 1),
+    ("conntrack", "--ctreplsrc", 1),
+    ("conntrack", "--ctrepldst", 1),
+    ("conntrack", "--ctorigsrcport", 1),
+    ("conntrack", "--ctorigdstport", 1),
+    ("conntrack", "--ctreplsrcport", 1),
+    ("conntrack", "--ctrepldstport", 1),
+    ("conntrack", "--ctstatus", 1),
+    ("conntrack", "--ctexpire", 1),
+    ("conntrack", "--ctdir", 1),
+    ("limit", "--limit", 1),
+    ("limit", "--limit-burst", 1),
+    ("comment", "--comment", 1),
+    ("recent", "--set", 0),
+    ("recent", "--rcheck", 0),
+    ("recent", "--update", 0),
+    ("recent", "--remove", 0),
+    ("recent", "--seconds", 1),
+    ("recent", "--reap", 0),
+    ("recent", "--hitcount", 1),
+    ("recent", "--rttl", 0),
+    ("recent", "--name", 1),
+    ("recent", "--mask", 1),
+    ("recent", "--rsource", 0),
+    ("recent", "--rdest", 0),
+    ("addrtype", "--src-type", 1),
+    ("addrtype", "--dst-type", 1),
+    ("addrtype", "--limit-iface-in", 0),
+    ("addrtype", "--limit-iface-out", 0),
+];
+
+const TARGET_OPTS: &[(&str, &str, usize)] = &[
+    ("REJECT", "--reject-with", 1),
+    ("LOG", "--log-prefix", 1),
+    ("LOG", "--log-level", 1),
+    ("LOG", "--log-tcp-sequence", 0),
+    ("LOG", "--log-tcp-options", 0),
+    ("LOG", "--log-ip-options", 0),
+    ("LOG", "--log-uid", 0),
+    ("LOG", "--log-macdecode", 0),
+];
+
+/// Targets that take no options at all (verdicts).
+const VERDICTS: &[&str] = &["ACCEPT", "DROP", "RETURN", "QUEUE"];
+
+pub(crate) fn is_known_match(module: &str) -> bool {
+    MATCH_OPTS.iter().any(|(m, _, _)| *m == module)
+}
+
+pub(crate) fn match_opt_arity(module: &str, opt: &str) -> Option<usize> {
+    MATCH_OPTS
+        .iter()
+        .find(|(m, o, _)| *m == module && *o == opt)
+        .map(|&(_, _, n)| n)
+}
+
+pub(crate) fn is_known_target(target: &str) -> bool {
+    VERDICTS.contains(&target) || TARGET_OPTS.iter().any(|(t, _, _)| *t == target)
+}
+
+pub(crate) fn target_opt_arity(target: &str, opt: &str) -> Option<usize> {
+    TARGET_OPTS
+        .iter()
+        .find(|(t, o, _)| *t == target && *o == opt)
+        .map(|&(_, _, n)| n)
+}
+
+/// The match iptables loads implicitly for `-p PROTO` when it meets an
+/// option it does not know yet (`-p tcp --dport 22` -> `-m tcp`).
+pub(crate) fn implicit_match(proto: &str) -> Option<&'static str> {
+    match proto {
+        "tcp" => Some("tcp"),
+        "udp" => Some("udp"),
+        "icmp" => Some("icmp"),
+        "ipv6-icmp" => Some("icmp6"),
+        _ => None,
+    }
+}
+
+type OptResult = Result<Opt, (usize, String)>;
+
+fn err<T>(tok: &Tok, msg: impl Into<String>) -> Result<T, (usize, String)> {
+    Err((tok.start, msg.into()))
+}
+
+fn opt(negated: bool, name: &str, args: Vec<Arg>) -> OptResult {
+    Ok(Opt {
+        negated,
+        name: name.to_string(),
+        args,
+    })
+}
+
+fn as_given(args: &[Tok]) -> Vec<Arg> {
+    args.iter()
+        .map(|t| Arg {
+            text: t.text.clone(),
+            quoted: t.quoted,
+        })
+        .collect()
+}
+
+/// One option of a match, in canonical form. `args` has the arity checked.
+pub(crate) fn normalize_match_opt(module: &str, name: &str, neg: bool, args: &[Tok]) -> OptResult {
+    let first = args.first();
+    match (module, name, first) {
+        ("tcp" | "udp", "--sport" | "--source-port", Some(a)) => {
+            opt(neg, "--sport", vec![Arg::bare(port_range(a)?)])
+        }
+        ("tcp" | "udp", "--dport" | "--destination-port", Some(a)) => {
+            opt(neg, "--dport", vec![Arg::bare(port_range(a)?)])
+        }
+        ("tcp", "--syn", _) => opt(
+            neg,
+            "--tcp-flags",
+            vec![Arg::bare("FIN,SYN,RST,ACK"), Arg::bare("SYN")],
+        ),
+        ("tcp", "--tcp-flags", Some(mask)) => {
+            let cmp = args.get(1).unwrap_or(mask);
+            opt(
+                neg,
+                "--tcp-flags",
+                vec![Arg::bare(tcp_flags(mask)?), Arg::bare(tcp_flags(cmp)?)],
+            )
+        }
+        ("tcp", "--tcp-option", Some(a)) => opt(neg, name, vec![Arg::bare(number(a, 0, 255)?)]),
+        ("multiport", _, Some(a)) => {
+            let canonical = match name {
+                "--destination-ports" | "--dports" => "--dports",
+                "--source-ports" | "--sports" => "--sports",
+                _ => "--ports",
+            };
+            opt(neg, canonical, vec![Arg::bare(port_list(a)?)])
+        }
+        ("state", "--state", Some(a)) => opt(neg, name, vec![Arg::bare(ct_states(a, false)?)]),
+        ("conntrack", "--ctstate", Some(a)) => opt(neg, name, vec![Arg::bare(ct_states(a, true)?)]),
+        ("limit", "--limit", Some(a)) => opt(neg, name, vec![Arg::bare(rate(a)?)]),
+        ("limit", "--limit-burst", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(number(a, 1, 10000)?)])
+        }
+        ("comment", "--comment", Some(a)) => {
+            if a.text.len() > 255 {
+                return err(a, "comment longer than 255 bytes");
+            }
+            opt(neg, name, vec![Arg::saved_string(a.text.clone())])
+        }
+        ("recent", "--seconds" | "--hitcount", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(number(a, 1, u32::MAX as u64)?)])
+        }
+        ("recent", "--name", Some(a)) => {
+            if a.text.is_empty() || a.text.len() > 199 || a.text.contains(char::is_whitespace) {
+                return err(a, "bad recent list name");
+            }
+            opt(neg, name, vec![Arg::bare(a.text.clone())])
+        }
+        ("icmp", "--icmp-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, false)?)]),
+        ("icmp6", "--icmpv6-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, true)?)]),
+        _ => opt(neg, name, as_given(args)),
+    }
+}
+
+/// One option of a target, in canonical form.
+pub(crate) fn normalize_target_opt(target: &str, name: &str, neg: bool, args: &[Tok]) -> OptResult {
+    match (target, name, args.first()) {
+        ("REJECT", "--reject-with", Some(a)) => {
+            let t = a.text.to_ascii_lowercase();
+            let t = if t == "tcp-rst" {
+                "tcp-reset".into()
+            } else {
+                t
+            };
+            opt(neg, name, vec![Arg::bare(t)])
+        }
+        ("LOG", "--log-prefix", Some(a)) => {
+            if a.text.len() > 29 {
+                return err(a, "log prefix longer than 29 characters");
+            }
+            opt(neg, name, vec![Arg::saved_string(a.text.clone())])
+        }
+        ("LOG", "--log-level", Some(a)) => {
+            const LEVELS: &[&str] = &[
+                "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+            ];
+            let t = a.text.to_ascii_lowercase();
+            let level = match t.as_str() {
+                "panic" => Some(0),
+                "err" => Some(3),
+                "warn" => Some(4),
+                _ => LEVELS
+                    .iter()
+                    .position(|l| *l == t)
+                    .or_else(|| t.parse::<usize>().ok().filter(|n| *n <= 7)),
+            };
+            match level {
+                Some(l) => opt(neg, name, vec![Arg::bare(l.to_string())]),
+                None => err(a, format!("bad log level {}", a.text)),
+            }
+        }
+        _ => opt(neg, name, as_given(args)),
+    }
+}
+
+/// Sort `opts` by the position of their name in `order` (unknown last),
+/// keeping the given order among equals.
+fn sort_opts(opts: &mut [Opt], order: &[&str]) {
+    opts.sort_by_key(|o| {
+        order
+            .iter()
+            .position(|n| *n == o.name)
+            .unwrap_or(order.len())
+    });
+}
+
+/// Option order and defaults of a finished match, as its save function prints.
+pub(crate) fn finish_match(m: &mut Match) {
+    match m.name.as_str() {
+        "tcp" | "udp" => {
+            // A full range is the kernel default and is not printed.
+            m.opts.retain(|o| {
+                !(matches!(o.name.as_str(), "--sport" | "--dport")
+                    && !o.negated
+                    && o.args.first().is_some_and(|a| a.text == "0:65535"))
+            });
+            sort_opts(
+                &mut m.opts,
+                &["--sport", "--dport", "--tcp-option", "--tcp-flags"],
+            );
+        }
+        "limit" => {
+            if m.opt("--limit").is_none() {
+                m.opts.insert(0, Opt::new("--limit", &["3/hour"]));
+            }
+            m.opts.retain(|o| {
+                !(o.name == "--limit-burst" && o.args.first().is_some_and(|a| a.text == "5"))
+            });
+            sort_opts(&mut m.opts, &["--limit", "--limit-burst"]);
+        }
+        "recent" => {
+            if m.opt("--name").is_none() {
+                m.opts.push(Opt::new("--name", &["DEFAULT"]));
+            }
+            if m.opt("--rsource").is_none() && m.opt("--rdest").is_none() {
+                m.opts.push(Opt::new("--rsource", &[]));
+            }
+            sort_recent(m);
+        }
+        "conntrack" => sort_opts(
+            &mut m.opts,
+            &[
+                "--ctstate",
+                "--ctproto",
+                "--ctorigsrc",
+                "--ctorigdst",
+                "--ctreplsrc",
+                "--ctrepldst",
+                "--ctorigsrcport",
+                "--ctorigdstport",
+                "--ctreplsrcport",
+                "--ctrepldstport",
+                "--ctstatus",
+                "--ctexpire",
+                "--ctdir",
+            ],
+        ),
+        "addrtype" => sort_opts(
+            &mut m.opts,
+            &[
+                "--src-type",
+                "--dst-type",
+                "--limit-iface-in",
+                "--limit-iface-out",
+            ],
+        ),
+        _ => {}
+    }
+}
+
+fn sort_recent(m: &mut Match) {
+    // recent's `!` belongs to the whole match and is printed before the
+    // command option, which comes first anyway.
+    sort_opts(
+        &mut m.opts,
+        &[
+            "--set",
+            "--rcheck",
+            "--update",
+            "--remove",
+            "--seconds",
+            "--reap",
+            "--hitcount",
+            "--rttl",
+            "--name",
+            "--mask",
+            "--rsource",
+            "--rdest",
+        ],
+    );
+}
+
+/// Option order and defaults of a finished target.
+pub(crate) fn finish_target(t: &mut Target) {
+    if t.name == "LOG" {
+        t.opts.retain(|o| {
+            !(o.name == "--log-level" && o.args.first().is_some_and(|a| a.text == "4"))
+        });
+        sort_opts(
+            &mut t.opts,
+            &[
+                "--log-prefix",
+                "--log-level",
+                "--log-tcp-sequence",
+                "--log-tcp-options",
+                "--log-ip-options",
+                "--log-uid",
+                "--log-macdecode",
+            ],
+        );
+    }
+}
+
+/// The parts of the canonical form that depend on the family: REJECT's
+/// default and aliases, recent's default `--mask`.
+pub(crate) fn apply_family(rule: &mut Rule, family: Family) {
+    if let Some(t) = rule.target.as_mut() {
+        if t.name == "REJECT" {
+            if t.opts.iter().all(|o| o.name != "--reject-with") {
+                let d = match family {
+                    Family::V4 => "icmp-port-unreachable",
+                    Family::V6 => "icmp6-port-unreachable",
+                };
+                t.opts.push(Opt::new("--reject-with", &[d]));
+            }
+            for o in t.opts.iter_mut().filter(|o| o.name == "--reject-with") {
+                if let Some(a) = o.args.first_mut() {
+                    a.text = reject_alias(&a.text, family).to_string();
+                }
+            }
+        }
+    }
+    for m in rule.matches.iter_mut().filter(|m| m.name == "recent") {
+        if m.opt("--mask").is_none() {
+            let mask = match family {
+                Family::V4 => "255.255.255.255",
+                Family::V6 => "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            };
+            m.opts.push(Opt::new("--mask", &[mask]));
+            sort_recent(m);
+        }
+    }
+}
+
+fn reject_alias(t: &str, family: Family) -> &str {
+    match (family, t) {
+        (Family::V4, "net-unreach") => "icmp-net-unreachable",
+        (Family::V4, "host-unreach") => "icmp-host-unreachable",
+        (Family::V4, "port-unreach") => "icmp-port-unreachable",
+        (Family::V4, "proto-unreach") => "icmp-proto-unreachable",
+        (Family::V4, "net-prohib") => "icmp-net-prohibited",
+        (Family::V4, "host-prohib") => "icmp-host-prohibited",
+        (Family::V4, "admin-prohib") => "icmp-admin-prohibited",
+        (Family::V6, "no-route") => "icmp6-no-route",
+        (Family::V6, "adm-prohibited") => "icmp6-adm-prohibited",
+        (Family::V6, "addr-unreach") => "icmp6-addr-unreachable",
+        (Family::V6, "port-unreach") => "icmp6-port-unreachable",
+        _ => t,
+    }
+}
+
+/// Is this a target that takes no options?
+pub(crate) fn is_verdict(target: &str) -> bool {
+    VERDICTS.contains(&target)
+}
+
+fn number(a: &Tok, lo: u64, hi: u64) -> Result<String, (usize, String)> {
+    match a.text.parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) && a.text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(n.to_string())
+        }
+        _ => err(
+            a,
+            format!("expected a number {lo}..{hi}, found {:?}", a.text),
+        ),
+    }
+}
+
+fn port(a: &Tok, text: &str) -> Result<u16, (usize, String)> {
+    port_number(text).ok_or((a.start, format!("bad port {text:?}")))
+}
+
+/// `P`, `P:Q`, `:Q`, `P:` -> `P` or `P:Q`, numbers only.
+fn port_range(a: &Tok) -> Result<String, (usize, String)> {
+    match a.text.split_once(':') {
+        None => Ok(port(a, &a.text)?.to_string()),
+        Some((lo, hi)) => {
+            let lo = if lo.is_empty() { 0 } else { port(a, lo)? };
+            let hi = if hi.is_empty() { 65535 } else { port(a, hi)? };
+            if lo > hi {
+                return err(a, format!("bad port range {} (start above end)", a.text));
+            }
+            Ok(if lo == hi {
+                lo.to_string()
+            } else {
+                format!("{lo}:{hi}")
+            })
+        }
+    }
+}
+
+/// multiport's list: at most 15 ports, a range counting two.
+fn port_list(a: &Tok) -> Result<String, (usize, String)> {
+    let mut out = Vec::new();
+    let mut slots = 0;
+    for item in a.text.split(',') {
+        if item.is_empty() {
+            return err(a, format!("empty port in {:?}", a.text));
+        }
+        let sub = Tok {
+            text: item.to_string(),
+            quoted: false,
+            start: a.start,
+        };
+        let r = port_range(&sub)?;
+        slots += if r.contains(':') { 2 } else { 1 };
+        out.push(r);
+    }
+    if slots > 15 {
+        return err(
+            a,
+            "multiport takes at most 15 ports (a range counts as two)",
+        );
+    }
+    Ok(out.join(","))
+}
+
+const TCP_FLAGS: &[(&str, u8)] = &[
+    ("FIN", 0x01),
+    ("SYN", 0x02),
+    ("RST", 0x04),
+    ("PSH", 0x08),
+    ("ACK", 0x10),
+    ("URG", 0x20),
+];
+
+/// `ALL`, `NONE`, or a comma list -> the six names in kernel bit order.
+fn tcp_flags(a: &Tok) -> Result<String, (usize, String)> {
+    let mut bits = 0u8;
+    for f in a.text.split(',') {
+        let f = f.to_ascii_uppercase();
+        bits |= match f.as_str() {
+            "ALL" => 0x3f,
+            "NONE" => 0,
+            _ => match TCP_FLAGS.iter().find(|(n, _)| *n == f) {
+                Some(&(_, b)) => b,
+                None => return err(a, format!("unknown TCP flag {f:?}")),
+            },
+        };
+    }
+    if bits == 0 {
+        return Ok("NONE".into());
+    }
+    Ok(TCP_FLAGS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+/// State names in the order the kernel's bits make iptables print them.
+fn ct_states(a: &Tok, conntrack: bool) -> Result<String, (usize, String)> {
+    const ORDER: &[&str] = &[
+        "INVALID",
+        "NEW",
+        "RELATED",
+        "ESTABLISHED",
+        "UNTRACKED",
+        "SNAT",
+        "DNAT",
+    ];
+    let allowed = if conntrack { 7 } else { 5 };
+    let mut seen = [false; 7];
+    for s in a.text.split(',') {
+        let s = s.to_ascii_uppercase();
+        match ORDER[..allowed].iter().position(|n| *n == s) {
+            Some(i) => seen[i] = true,
+            None => return err(a, format!("unknown connection state {s:?}")),
+        }
+    }
+    Ok(ORDER
+        .iter()
+        .zip(seen)
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+/// `N[/unit]` -> the rate limit prints back, via the kernel's
+/// representation (`avg = 10000 * seconds_per_unit / N`) and libxt_limit's
+/// `print_rate`, so `60/minute` canonicalizes to `1/sec` exactly as it will
+/// on the host.
+fn rate(a: &Tok) -> Result<String, (usize, String)> {
+    const SCALE: u64 = 10000;
+    let (n, unit) = match a.text.split_once('/') {
+        Some((n, u)) => (n, Some(u)),
+        None => (a.text.as_str(), None),
+    };
+    let mult: u64 = match unit.map(|u| u.to_ascii_lowercase()) {
+        None => 1,
+        Some(u) if u.is_empty() => return err(a, "missing rate unit"),
+        Some(u) if "second".starts_with(&u) => 1,
+        Some(u) if "minute".starts_with(&u) => 60,
+        Some(u) if "hour".starts_with(&u) => 3600,
+        Some(u) if "day".starts_with(&u) => 86400,
+        Some(u) => return err(a, format!("unknown rate unit {u:?}")),
+    };
+    let r: u64 = match n.parse() {
+        Ok(r) if r > 0 && n.bytes().all(|b| b.is_ascii_digit()) => r,
+        _ => return err(a, format!("bad rate {:?}", a.text)),
+    };
+    if r > SCALE * mult {
+        return err(a, format!("rate {} too fast", a.text));
+    }
+    let period = SCALE * mult / r;
+    let rates: [(&str, u64); 4] = [
+        ("day", SCALE * 86400),
+        ("hour", SCALE * 3600),
+        ("min", SCALE * 60),
+        ("sec", SCALE),
+    ];
+    let mut i = 1;
+    while i < rates.len() {
+        let m = rates[i].1;
+        if period > m || m / period < m % period {
+            break;
+        }
+        i += 1;
+    }
+    let (name, m) = rates[i - 1];
+    Ok(format!("{}/{}", m / period, name))
+}
+
+/// ICMP type names -> `T` or `T/C`, as icmp_save / icmp6_save print.
+fn icmp_type(a: &Tok, v6: bool) -> Result<String, (usize, String)> {
+    const V4: &[(&str, &str)] = &[
+        ("any", "any"),
+        ("echo-reply", "0"),
+        ("pong", "0"),
+        ("destination-unreachable", "3"),
+        ("network-unreachable", "3/0"),
+        ("host-unreachable", "3/1"),
+        ("protocol-unreachable", "3/2"),
+        ("port-unreachable", "3/3"),
+        ("fragmentation-needed", "3/4"),
+        ("source-route-failed", "3/5"),
+        ("network-unknown", "3/6"),
+        ("host-unknown", "3/7"),
+        ("network-prohibited", "3/9"),
+        ("host-prohibited", "3/10"),
+        ("tos-network-unreachable", "3/11"),
+        ("tos-host-unreachable", "3/12"),
+        ("communication-prohibited", "3/13"),
+        ("host-precedence-violation", "3/14"),
+        ("precedence-cutoff", "3/15"),
+        ("source-quench", "4"),
+        ("redirect", "5"),
+        ("network-redirect", "5/0"),
+        ("host-redirect", "5/1"),
+        ("tos-network-redirect", "5/2"),
+        ("tos-host-redirect", "5/3"),
+        ("echo-request", "8"),
+        ("ping", "8"),
+        ("router-advertisement", "9"),
+        ("router-solicitation", "10"),
+        ("time-exceeded", "11"),
+        ("ttl-exceeded", "11"),
+        ("ttl-zero-during-transit", "11/0"),
+        ("ttl-zero-during-reassembly", "11/1"),
+        ("parameter-problem", "12"),
+        ("ip-header-bad", "12/0"),
+        ("required-option-missing", "12/1"),
+        ("timestamp-request", "13"),
+        ("timestamp-reply", "14"),
+        ("address-mask-request", "17"),
+        ("address-mask-reply", "18"),
+    ];
+    const V6: &[(&str, &str)] = &[
+        ("destination-unreachable", "1"),
+        ("no-route", "1/0"),
+        ("communication-prohibited", "1/1"),
+        ("beyond-scope", "1/2"),
+        ("address-unreachable", "1/3"),
+        ("port-unreachable", "1/4"),
+        ("failed-policy", "1/5"),
+        ("reject-route", "1/6"),
+        ("packet-too-big", "2"),
+        ("time-exceeded", "3"),
+        ("ttl-exceeded", "3"),
+        ("ttl-zero-during-transit", "3/0"),
+        ("ttl-zero-during-reassembly", "3/1"),
+        ("parameter-problem", "4"),
+        ("bad-header", "4/0"),
+        ("unknown-header-type", "4/1"),
+        ("unknown-option", "4/2"),
+        ("echo-request", "128"),
+        ("ping", "128"),
+        ("echo-reply", "129"),
+        ("pong", "129"),
+        ("mld-listener-query", "130"),
+        ("mld-listener-report", "131"),
+        ("mld-listener-done", "132"),
+        ("router-solicitation", "133"),
+        ("router-advertisement", "134"),
+        ("neighbour-solicitation", "135"),
+        ("neighbor-solicitation", "135"),
+        ("neighbour-advertisement", "136"),
+        ("neighbor-advertisement", "136"),
+        ("redirect", "137"),
+    ];
+    let t = a.text.to_ascii_lowercase();
+    let table = if v6 { V6 } else { V4 };
+    if let Some((_, v)) = table.iter().find(|(n, _)| *n == t) {
+        return Ok((*v).to_string());
+    }
+    let num = |s: &str| {
+        s.parse::<u8>()
+            .ok()
+            .filter(|_| s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match t.split_once('/') {
+        None if num(&t).is_some() => Ok(t),
+        Some((ty, code)) if num(ty).is_some() && num(code).is_some() => Ok(t),
+        _ => err(a, format!("unknown ICMP type {:?}", a.text)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(s: &str) -> Tok {
+        Tok {
+            text: s.into(),
+            quoted: false,
+            start: 0,
+        }
+    }
+
+    #[test]
+    fn rates_print_like_libxt_limit() {
+        let r = |s: &str| rate(&tok(s)).map_err(|e| e.1);
+        assert_eq!(r("5/min").as_deref(), Ok("5/min"));
+        assert_eq!(r("5/minute").as_deref(), Ok("5/min"));
+        assert_eq!(r("60/m").as_deref(), Ok("1/sec"));
+        assert_eq!(r("3/hour").as_deref(), Ok("3/hour"));
+        assert_eq!(r("10").as_deref(), Ok("10/sec"));
+        assert_eq!(r("2/d").as_deref(), Ok("2/day"));
+        assert!(r("0/s").is_err());
+        assert!(r("5/fortnight").is_err());
+    }
+
+    #[test]
+    fn states_in_kernel_order() {
+        let s = |x: &str, c| ct_states(&tok(x), c).map_err(|e| e.1);
+        assert_eq!(
+            s("ESTABLISHED,RELATED", false).as_deref(),
+            Ok("RELATED,ESTABLISHED")
+        );
+        assert_eq!(
+            s("established,new,invalid", false).as_deref(),
+            Ok("INVALID,NEW,ESTABLISHED")
+        );
+        assert!(s("DNAT", false).is_err());
+        assert_eq!(s("DNAT,NEW", true).as_deref(), Ok("NEW,DNAT"));
+    }
+
+    #[test]
+    fn tcp_flag_lists() {
+        let f = |x: &str| tcp_flags(&tok(x)).map_err(|e| e.1);
+        assert_eq!(f("ALL").as_deref(), Ok("FIN,SYN,RST,PSH,ACK,URG"));
+        assert_eq!(f("NONE").as_deref(), Ok("NONE"));
+        assert_eq!(f("ack,syn").as_deref(), Ok("SYN,ACK"));
+        assert!(f("XMAS").is_err());
+    }
+
+    #[test]
+    fn ports() {
+        let p = |x: &str| port_range(&tok(x)).map_err(|e| e.1);
+        assert_eq!(p("ssh").as_deref(), Ok("22"));
+        assert_eq!(p("1024:").as_deref(), Ok("1024:65535"));
+        assert_eq!(p(":1023").as_deref(), Ok("0:1023"));
+        assert_eq!(p("80:80").as_deref(), Ok("80"));
+        assert!(p("90:80").is_err());
+        assert!(p("70000").is_err());
+        let l = |x: &str| port_list(&tok(x)).map_err(|e| e.1);
+        assert_eq!(l("http,https,8000:8100").as_deref(), Ok("80,443,8000:8100"));
+        assert!(l("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16").is_err());
+        assert!(l("80,,443").is_err());
+    }
+}
