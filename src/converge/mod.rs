@@ -125,9 +125,12 @@ pub fn cli(args: RunArgs, audit: bool) -> Result<u8> {
             rx,
             report::progress::Mode::detect(),
         ));
-        spawn_signal_watch(Arc::clone(&stop), tx.clone());
+        let signals = spawn_signal_watch(Arc::clone(&stop), tx.clone());
         let connector = Arc::new(SshConnector::new(opts));
         let reports = runner::run_fleet(jobs, cfg, connector, tx, stop).await;
+        // The watcher holds a sender: end it so the reporter sees the channel close.
+        signals.abort();
+        let _ = signals.await;
         let _ = reporter.await;
         reports
     });
@@ -143,7 +146,10 @@ pub fn cli(args: RunArgs, audit: bool) -> Result<u8> {
 
 /// First SIGINT/SIGTERM: start no new host, let in-flight ones finish or
 /// roll back. Second: exit at once; the dead-man switches protect the hosts.
-fn spawn_signal_watch(stop: Arc<AtomicBool>, tx: tokio::sync::mpsc::UnboundedSender<Event>) {
+fn spawn_signal_watch(
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -167,5 +173,5 @@ fn spawn_signal_watch(stop: Arc<AtomicBool>, tx: tokio::sync::mpsc::UnboundedSen
                 std::process::exit(130);
             }
         }
-    });
+    })
 }

@@ -421,7 +421,7 @@ impl Txn<'_> {
                 .parent()
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|| "/".into());
-            script.push_str(&format!("mkdir -p -- {}\n", quote(&dir)));
+            script.push_str(&format!("(umask 022; mkdir -p -- {})\n", quote(&dir)));
             heredoc_to_file(&mut script, &tmp, text);
             script.push_str(&format!(
                 "chmod 600 -- {t} && mv -f -- {t} {p} && {{ command -v restorecon >/dev/null 2>&1 && restorecon -- {p} 2>/dev/null; echo ok_{tag}; }} || {{ rm -f -- {t}; echo failed_{tag}; }}\n",
@@ -555,6 +555,12 @@ fn cleanup_snippet() -> String {
     )
 }
 
+/// What a backup holds when the host had no filter table at all (nf_tables
+/// hosts with no rules print nothing): restoring it must still undo our
+/// filter table, so the kernel's defaults are written out explicitly.
+const EMPTY_FILTER: &str =
+    "*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n";
+
 /// Upload, test, back up, arm, apply: one round trip.
 fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
     let d = STATE_DIR;
@@ -562,7 +568,7 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
     s.push_str(&format!("mkdir -p {d} && chmod 700 {d} || {{ sec result; echo test_failed; sec detail; echo cannot create {d}; exit 0; }}\n"));
     // Refuse to run beside another transaction (its switch is still armed).
     s.push_str(&format!(
-        "if [ -f {d}/switch.pid ] && kill -0 -- \"$(cat {d}/switch.pid)\" 2>/dev/null; then sec result; echo busy; sec detail; echo switch pid $(cat {d}/switch.pid); exit 0; fi\n"
+        "if [ -f {d}/switch.pid ] && kill -0 \"$(cat {d}/switch.pid)\" 2>/dev/null; then sec result; echo busy; sec detail; echo switch pid $(cat {d}/switch.pid); exit 0; fi\n"
     ));
     for st in states {
         let t = tag(st.family);
@@ -586,7 +592,7 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         let t = tag(st.family);
         let cmd = st.family.cmd();
         s.push_str(&format!(
-            "{cmd}-save > {d}/backup.{t}.tmp && mv -f {d}/backup.{t}.tmp {d}/backup.{t} || {{ rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo cannot back up {cmd} rules; exit 0; }}\n"
+            "{cmd}-save > {d}/backup.{t}.tmp && {{ grep -q '^\\*filter' {d}/backup.{t}.tmp || printf '{EMPTY_FILTER}' >> {d}/backup.{t}.tmp; }} && mv -f {d}/backup.{t}.tmp {d}/backup.{t} || {{ rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo cannot back up {cmd} rules; exit 0; }}\n"
         ));
         restore.push_str(&format!("{cmd}-restore < {d}/backup.{t}; "));
     }
@@ -607,7 +613,7 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         ));
     }
     s.push_str(&format!(
-        "if [ \"$applied\" != yes ]; then {restore}kill -TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid {d}/desired.v4 {d}/desired.v6; sec result; echo apply_failed; sec detail; echo \"$applied\"; exit 0; fi\n\
+        "if [ \"$applied\" != yes ]; then {restore}kill -s TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid {d}/desired.v4 {d}/desired.v6; sec result; echo apply_failed; sec detail; echo \"$applied\"; exit 0; fi\n\
          sec result; echo applied\n"
     ));
     s
@@ -619,7 +625,7 @@ fn verify_script(states: &[FamilyState]) -> String {
     let d = STATE_DIR;
     let mut s = String::from(PROLOGUE);
     s.push_str(&format!(
-        "sec disarm; if [ -s {d}/switch.pid ] && kill -TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; then rm -f {d}/switch.pid; echo disarmed; else echo fired; fi\n"
+        "sec disarm; if [ -s {d}/switch.pid ] && kill -s TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; then rm -f {d}/switch.pid; echo disarmed; else echo fired; fi\n"
     ));
     for st in states {
         let t = tag(st.family);
@@ -640,7 +646,7 @@ fn restore_script(states: &[FamilyState]) -> String {
         s.push_str(&format!("{cmd}-restore < {d}/backup.{t} || ok=no\n"));
     }
     s.push_str(&format!(
-        "if [ -s {d}/switch.pid ]; then kill -TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid; fi\n{}\
+        "if [ -s {d}/switch.pid ]; then kill -s TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid; fi\n{}\
          [ $ok = yes ] && echo restored\n",
         cleanup_snippet()
     ));
