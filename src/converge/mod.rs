@@ -67,6 +67,11 @@ pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, Conn
             args.connect_timeout * 2 + 5
         )));
     }
+    // A play naming a host or group this inventory lacks is likely a typo,
+    // but playbooks are shared between inventories: warn, do not refuse.
+    for w in playbook.unknown_host_names(&inventory) {
+        eprintln!("rampart: warning: {w}");
+    }
     let mut passwords = std::collections::BTreeMap::new();
     let mut jobs = Vec::new();
     for host in hosts {

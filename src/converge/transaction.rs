@@ -359,7 +359,20 @@ impl Txn<'_> {
         let mut mismatch = Vec::new();
         for st in states {
             let t = tag(st.family);
-            listing.push_str(s.text(&format!("list{t}")));
+            let list = s.text(&format!("list{t}"));
+            listing.push_str(list);
+            // `iptables -L` is the evidence an operator reads: cross-check it
+            // (policies, rule counts) as well as the exact iptables-save.
+            match firewall::listing::parse_list(list) {
+                Ok(l) => {
+                    if let Err(e) = firewall::listing::listing_matches(&l, &st.desired) {
+                        mismatch.push(format!("{} -L: {e}", st.family.cmd()));
+                    }
+                }
+                Err(e) => {
+                    mismatch.push(format!("{} -L output does not parse: {e}", st.family.cmd()))
+                }
+            }
             let save = match saved_section(&s, &format!("save{t}")) {
                 Ok(x) => x,
                 Err(e) => {
