@@ -1,0 +1,570 @@
+//! The lab: a real fleet of VPS-like hosts on one Linux machine (SPEC §8).
+//!
+//! rampart's promises (rollback when SSH is cut, atomic rules, nothing left
+//! behind) are about real sshd, real iptables and real processes, which is
+//! exactly what a mock would fake; so tests, demos and benchmarks run
+//! against hosts made of Linux namespaces:
+//!
+//! - a network namespace `rp{k}-{host}` with a veth into the lab's bridge
+//!   `rpbr{k}` and an address in the lab's /22 of 198.18.0.0/15, so iptables
+//!   in a host filters only that host's traffic, and a DROP policy there can
+//!   only cut that host off;
+//! - a mount and UTS namespace with overlays on /etc, /var, /root and tmpfs on
+//!   /run, /tmp, so each host has its own os-release, persisted rules,
+//!   backups, hostname and processes (see [`host`] for how it boots);
+//! - its own sshd with its own host key, listening on port 22.
+//!
+//! The lab dir D (default [`DEFAULT_DIR`]) holds `state.json` (see
+//! [`state`]), the client key `id_ed25519`, `known_hosts` with the real host
+//! keys, `inventory.yml` (a SPEC §2 inventory) and `hosts/<name>/`.
+//!
+//! `lab up` on a dir that holds a lab removes it first and builds afresh:
+//! repairing a half-built lab in place would need to know how it broke, and
+//! a rebuild takes seconds. `lab down` is driven by state.json and by scans
+//! for the lab's index (bridge label, `rp{k}-*` namespaces, `rp{k}h*`
+//! links), so it also cleans up after a crash at any point, and twice is as
+//! good as once.
+//!
+//! Safety: nothing here runs iptables, and nothing changes the machine's
+//! own network namespace except adding and removing the lab's links.
+
+pub mod host;
+pub mod net;
+pub mod state;
+pub mod sys;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use state::{Creator, HostPaths, HostState, LabPaths, LabState, Personality};
+
+use crate::cli::LabCommand;
+use crate::error::{Error, Result};
+
+/// Where `rampart lab` keeps a lab when `--dir` is not given. Not under
+/// /etc, /var, /root, /run or /tmp: hosts overlay or hide those.
+pub const DEFAULT_DIR: &str = "/srv/rampart-lab";
+
+/// Directories a lab dir must not be in: every host overlays or hides them,
+/// so a host's sshd could not read its own config from there.
+const FORBIDDEN: &[&str] = &[
+    "/etc", "/var", "/root", "/run", "/tmp", "/proc", "/sys", "/dev",
+];
+
+/// Parallel workers for per-host setup. Most of the work is fork/exec and
+/// kernel time, so a few more than the cores keeps them busy.
+const WORKERS: usize = 8;
+
+/// Run a `rampart lab ...` command; returns the exit code.
+pub fn cli(cmd: &LabCommand) -> Result<u8> {
+    match cmd {
+        LabCommand::Up { n, dir } => {
+            let t0 = Instant::now();
+            let state = up(*n as usize, dir)?;
+            print!("{}", up_summary(&state, t0.elapsed()));
+            Ok(crate::exit::OK)
+        }
+        LabCommand::Down { dir } => {
+            let t0 = Instant::now();
+            let s = down(dir)?;
+            if s.found {
+                println!(
+                    "lab down: {} removed in {:.1} s ({} namespaces, {} links, {} processes)",
+                    s.dir.display(),
+                    t0.elapsed().as_secs_f64(),
+                    s.netns,
+                    s.links,
+                    s.processes
+                );
+            } else {
+                println!("lab down: no lab in {}: nothing to do", s.dir.display());
+            }
+            Ok(crate::exit::OK)
+        }
+        LabCommand::Status { dir } => {
+            let (text, all_up) = status(dir)?;
+            print!("{text}");
+            Ok(if all_up {
+                crate::exit::OK
+            } else {
+                crate::exit::HOST_PROBLEM
+            })
+        }
+    }
+}
+
+/// The lab dir as an absolute path with symlinks resolved, or a refusal
+/// saying why it cannot be one.
+pub fn lab_dir(dir: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("cannot read the current dir", e))?;
+    let mut abs = PathBuf::from("/");
+    for c in cwd.join(dir).components() {
+        match c {
+            Component::ParentDir => {
+                abs.pop();
+            }
+            Component::Normal(s) => abs.push(s),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    // Resolve symlinks in the part that exists: /srv/x -> /tmp/x is under /tmp.
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (
+            existing.file_name().map(|s| s.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut real = existing.canonicalize().unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        real.push(name);
+    }
+    let shown = real.display().to_string();
+    if real == Path::new("/") {
+        return Err(Error::Lab("the lab dir cannot be /".into()));
+    }
+    if let Some(f) = FORBIDDEN.iter().find(|f| real.starts_with(f)) {
+        return Err(Error::Lab(format!(
+            "lab dir {shown} is under {f}, which every lab host overlays or hides: \
+             choose another --dir, e.g. {DEFAULT_DIR}"
+        )));
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || "/._-+@".contains(c);
+    if !shown.chars().all(ok) || shown.len() > 200 {
+        return Err(Error::Lab(format!(
+            "lab dir {shown:?}: use at most 200 letters, digits and . _ - + @ / \
+             (the path goes into overlay mount options and sshd_config)"
+        )));
+    }
+    Ok(real)
+}
+
+/// Bring up `n` hosts in `dir`, replacing any lab already there; returns
+/// once every sshd accepts connections. On failure, removes what it built.
+pub fn up(n: usize, dir: &Path) -> Result<LabState> {
+    let tools = sys::preflight(false)?;
+    let dir = lab_dir(dir)?;
+    if n == 0 || n > net::MAX_HOSTS {
+        return Err(Error::Lab(format!(
+            "a lab has 1 to {} hosts, not {n}",
+            net::MAX_HOSTS
+        )));
+    }
+    let paths = LabPaths::new(&dir);
+    if paths.state().exists() || !net::bridges_of(&dir).is_empty() {
+        eprintln!(
+            "lab: removing the lab already in {} to build afresh",
+            dir.display()
+        );
+        down_with(&tools, &dir)?;
+    }
+    match fs::read_dir(&dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::Lab(format!(
+                    "{} is not empty and holds no lab (no state.json): choose an empty or new --dir",
+                    dir.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+        }
+        Err(e) => return Err(Error::io(format!("cannot read {}", dir.display()), e)),
+    }
+    // World-traversable: sshd reads authorized_keys in here as the user.
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| Error::io(format!("cannot chmod {}", dir.display()), e))?;
+
+    let mut state = LabState {
+        version: state::STATE_VERSION,
+        dir: dir.clone(),
+        index: None,
+        subnet: None,
+        bridge: None,
+        gateway: None,
+        creator: Creator::parent(),
+        complete: false,
+        hosts: Vec::new(),
+    };
+    state.save()?;
+    match build(&tools, &mut state, n) {
+        Ok(()) => Ok(state),
+        Err(e) => {
+            eprintln!("lab: up failed; removing what was built");
+            if let Err(e2) = down_with(&tools, &dir) {
+                eprintln!("lab: and removing it failed too: {e2}");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
+    let paths = state.paths();
+    let t0 = Instant::now();
+    let trace = |what: &str| {
+        if std::env::var_os("RAMPART_LAB_TRACE").is_some() {
+            eprintln!("lab: {:>6} ms  {what}", t0.elapsed().as_millis());
+        }
+    };
+    let k = net::allocate(tools, &state.dir)?;
+    state.index = Some(k);
+    state.subnet = Some(format!("{}/{}", net::subnet_base(k), net::PREFIX));
+    state.bridge = Some(net::bridge_name(k));
+    state.gateway = Some(net::gateway(k));
+    state.hosts = (1..=n)
+        .map(|i| {
+            let name = format!("h{i:03}");
+            HostState {
+                address: net::host_address(k, i),
+                personality: Personality::of_host(i),
+                netns: net::netns_name(k, &name),
+                veth: net::veth_name(k, i),
+                name,
+            }
+        })
+        .collect();
+    state.save()?;
+    // Leftovers of a crashed lab that had index k are ours now: we hold its bridge.
+    clean_index(tools, k, false)?;
+
+    host::keygen(tools, &paths.identity(), "rampart-lab")?;
+    let client_pub = fs::read_to_string(paths.identity_pub())
+        .map_err(|e| Error::io("cannot read the lab's client key", e))?;
+    let common = host::Common::new(client_pub)?;
+    trace("client key");
+
+    // The machine side in one `ip` process: bridge, namespaces, veths.
+    let bridge = net::bridge_name(k);
+    let mut lines = vec![
+        format!("addr add {}/{} dev {bridge}", net::gateway(k), net::PREFIX),
+        format!("link set {bridge} up"),
+    ];
+    for h in &state.hosts {
+        lines.push(format!("netns add {}", h.netns));
+        lines.push(format!(
+            "link add {} type veth peer name eth0 netns {}",
+            h.veth, h.netns
+        ));
+        lines.push(format!("link set {} master {bridge} up", h.veth));
+    }
+    net::ip_batch(tools, &lines, false)?;
+    trace("machine side: bridge, namespaces, veths");
+
+    // Per host: key, files, boot. In parallel: mostly fork/exec and kernel work.
+    for_each_parallel(&state.hosts, WORKERS, |h| {
+        let hp = paths.host(&h.name);
+        host::prepare(&hp, h, &common)?;
+        host::keygen(tools, &hp.host_key(), &format!("root@{}", h.name))?;
+        host::boot(tools, &hp, h)
+    })?;
+    trace("hosts prepared and booting");
+
+    let mut known = String::new();
+    for h in &state.hosts {
+        let key = fs::read_to_string(paths.host(&h.name).host_key_pub())
+            .map_err(|e| Error::io(format!("cannot read {}'s host key", h.name), e))?;
+        let mut f = key.split_whitespace();
+        let (Some(kind), Some(b64)) = (f.next(), f.next()) else {
+            return Err(Error::Lab(format!("{}: malformed host key", h.name)));
+        };
+        let _ = writeln!(known, "{} {kind} {b64}", h.address);
+    }
+    fs::write(paths.known_hosts(), known).map_err(|e| Error::io("cannot write known_hosts", e))?;
+    fs::write(paths.inventory(), inventory_yaml(state))
+        .map_err(|e| Error::io("cannot write inventory.yml", e))?;
+
+    // Bounded: a few seconds more for big labs on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * n as u32;
+    for_each_parallel(&state.hosts, 32, |h| {
+        host::wait_ready(&paths.host(&h.name), h, deadline)
+    })?;
+    trace("every sshd answers");
+    state.complete = true;
+    state.save()
+}
+
+/// Run `f` on every item with `workers` threads; all items are attempted,
+/// and the errors (at most 5 shown) are returned together.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let errors = Mutex::new(Vec::new());
+    thread::scope(|s| {
+        for _ in 0..workers.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                if let Err(e) = f(item) {
+                    if let Ok(mut v) = errors.lock() {
+                        v.push(e.to_string());
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap_or_default();
+    match errors.len() {
+        0 => Ok(()),
+        1..=5 => Err(Error::Lab(errors.join("\n"))),
+        more => Err(Error::Lab(format!(
+            "{}\n... and {} more",
+            errors[..5].join("\n"),
+            more - 5
+        ))),
+    }
+}
+
+/// D/inventory.yml: a SPEC §2 native inventory, one group per personality.
+pub fn inventory_yaml(state: &LabState) -> String {
+    // JSON strings are YAML double-quoted scalars: any path is quoted right.
+    let q = |p: &Path| serde_json::Value::String(p.display().to_string()).to_string();
+    let paths = state.paths();
+    let mut s = format!(
+        "# A rampart lab: {} hosts in {} (lab index {}), made by `rampart lab up`.\n\
+         # Removed by `rampart lab down --dir {}`.\n\
+         defaults:\n  user: root\n  port: 22\n  identity_file: {}\n  known_hosts: {}\n\
+         hosts:\n",
+        state.hosts.len(),
+        state.subnet.as_deref().unwrap_or("?"),
+        state.index.map(|k| k.to_string()).unwrap_or_default(),
+        state.dir.display(),
+        q(&paths.identity()),
+        q(&paths.known_hosts()),
+    );
+    for h in &state.hosts {
+        let _ = writeln!(s, "  {}: {{address: {}}}", h.name, h.address);
+    }
+    s.push_str("groups:\n");
+    for p in Personality::ALL {
+        let names: Vec<&str> = state
+            .hosts
+            .iter()
+            .filter(|h| h.personality == p)
+            .map(|h| h.name.as_str())
+            .collect();
+        let _ = writeln!(s, "  {p}: [{}]", names.join(", "));
+    }
+    s
+}
+
+fn up_summary(state: &LabState, took: Duration) -> String {
+    let paths = state.paths();
+    let (first, last) = match (state.hosts.first(), state.hosts.last()) {
+        (Some(f), Some(l)) => (f.address.to_string(), l.address.to_string()),
+        _ => (String::new(), String::new()),
+    };
+    format!(
+        "lab up: {} hosts ready in {:.1} s: {first} .. {last} ({}, lab index {}, bridge {})\n\
+         \x20 inventory: {}\n\
+         \x20 ssh:       ssh -i {} -o UserKnownHostsFile={} root@{first}\n\
+         \x20 remove:    rampart lab down --dir {}\n",
+        state.hosts.len(),
+        took.as_secs_f64(),
+        state.subnet.as_deref().unwrap_or("?"),
+        state.index.map(|k| k.to_string()).unwrap_or_default(),
+        state.bridge.as_deref().unwrap_or("?"),
+        paths.inventory().display(),
+        paths.identity().display(),
+        paths.known_hosts().display(),
+        state.dir.display(),
+    )
+}
+
+/// What `lab down` removed.
+#[derive(Debug, Clone, Default)]
+pub struct DownSummary {
+    pub dir: PathBuf,
+    /// Whether there was anything of a lab to remove.
+    pub found: bool,
+    pub netns: usize,
+    pub links: usize,
+    pub processes: usize,
+}
+
+/// Remove every namespace, link, process and file of the lab in `dir`.
+/// Idempotent; works on a half-built or crashed lab.
+pub fn down(dir: &Path) -> Result<DownSummary> {
+    let tools = sys::preflight(true)?;
+    let dir = lab_dir(dir)?;
+    down_with(&tools, &dir)
+}
+
+fn down_with(tools: &sys::Tools, dir: &Path) -> Result<DownSummary> {
+    let paths = LabPaths::new(dir);
+    let mut sum = DownSummary {
+        dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    let state = match LabState::load(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lab: warning: {e}; removing what the bridge label points to");
+            None
+        }
+    };
+    let mut indices: BTreeSet<u32> = net::bridges_of(dir).into_iter().collect();
+    if let Some(k) = state.as_ref().and_then(|s| s.index) {
+        match net::bridge_owner(k) {
+            // No bridge: nobody else holds k, so rp{k}-* leftovers are ours.
+            None => {
+                indices.insert(k);
+            }
+            Some(a) if a == net::bridge_alias(dir) => {
+                indices.insert(k);
+            }
+            Some(_) => {
+                eprintln!("lab: index {k} now belongs to another lab; leaving its namespaces alone")
+            }
+        }
+    }
+    sum.found = state.is_some() || !indices.is_empty() || paths.state().exists();
+    let mut errors = Vec::new();
+    for k in &indices {
+        match clean_index(tools, *k, true) {
+            Ok((netns, links, procs)) => {
+                sum.netns += netns;
+                sum.links += links;
+                sum.processes += procs;
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if sum.found {
+        for p in paths.generated() {
+            let r = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+            match r {
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    errors.push(format!("cannot remove {}: {e}", p.display()));
+                }
+                _ => {}
+            }
+        }
+        // The dir itself too, if `lab up` made it and nothing else lives there.
+        let _ = fs::remove_dir(dir);
+    }
+    if errors.is_empty() {
+        Ok(sum)
+    } else {
+        Err(Error::Lab(errors.join("\n")))
+    }
+}
+
+/// Remove everything of lab index k from the machine: processes, veths,
+/// namespaces and (with `bridge`) the bridge, last, so that k stays taken
+/// until all else is gone. Returns (namespaces, links, processes) removed.
+fn clean_index(tools: &sys::Tools, k: u32, bridge: bool) -> Result<(usize, usize, usize)> {
+    let netns = net::netns_of(k);
+    let procs = net::kill_all_in(&netns, Duration::from_secs(10))?;
+    let veths = net::veths_of(k);
+    // Deleting the namespaces first lets the kernel tear their veths down in
+    // one batch (deleting 100 veths one by one takes seconds); the few a
+    // lingering reference keeps alive are deleted by name afterwards.
+    let lines: Vec<String> = netns.iter().map(|n| format!("netns del {n}")).collect();
+    net::ip_batch(tools, &lines, true)?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !net::veths_of(k).is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut lines: Vec<String> = net::veths_of(k)
+        .iter()
+        .map(|v| format!("link del {v}"))
+        .collect();
+    let has_bridge = bridge && net::bridge_owner(k).is_some();
+    if has_bridge {
+        lines.push(format!("link del {}", net::bridge_name(k)));
+    }
+    net::ip_batch(tools, &lines, true)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left_ns = net::netns_of(k);
+        let left_links = net::veths_of(k);
+        let left_bridge = bridge && net::bridge_owner(k).is_some();
+        if left_ns.is_empty() && left_links.is_empty() && !left_bridge {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Lab(format!(
+                "lab index {k}: could not remove namespaces {left_ns:?}, links {left_links:?}{}",
+                if left_bridge { ", bridge" } else { "" }
+            )));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok((netns.len(), veths.len() + usize::from(has_bridge), procs))
+}
+
+/// `lab status`: a table of hosts and whether each sshd answers. Returns
+/// the text and whether all hosts answer. Reads only; needs no root.
+pub fn status(dir: &Path) -> Result<(String, bool)> {
+    let dir = lab_dir(dir)?;
+    let state = LabState::load(&dir)?
+        .ok_or_else(|| Error::Lab(format!("no lab in {} (no state.json)", dir.display())))?;
+    let up: Vec<bool> = {
+        let res = Mutex::new(vec![false; state.hosts.len()]);
+        let idx: Vec<usize> = (0..state.hosts.len()).collect();
+        let _ = for_each_parallel(&idx, 32, |i| {
+            let ok = host::answers(state.hosts[*i].address, Duration::from_millis(500));
+            if let Ok(mut r) = res.lock() {
+                r[*i] = ok;
+            }
+            Ok(())
+        });
+        res.into_inner().unwrap_or_default()
+    };
+    let answering = up.iter().filter(|u| **u).count();
+    let mut s = format!(
+        "lab {}: {} hosts in {} (lab index {}, bridge {}), {} answering{}\n",
+        dir.display(),
+        state.hosts.len(),
+        state.subnet.as_deref().unwrap_or("?"),
+        state.index.map(|k| k.to_string()).unwrap_or("?".into()),
+        state.bridge.as_deref().unwrap_or("?"),
+        answering,
+        if state.complete {
+            ""
+        } else {
+            " (incomplete: rebuild with `lab up`)"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "{:<6} {:<15} {:<11} {:<14} SSHD",
+        "NAME", "ADDRESS", "PERSONALITY", "NETNS"
+    );
+    for (h, up) in state.hosts.iter().zip(&up) {
+        let _ = writeln!(
+            s,
+            "{:<6} {:<15} {:<11} {:<14} {}",
+            h.name,
+            h.address.to_string(),
+            h.personality.name(),
+            h.netns,
+            if *up { "up" } else { "DOWN" }
+        );
+    }
+    Ok((s, answering == state.hosts.len()))
+}
