@@ -560,16 +560,53 @@ pub fn change_host_key(state: &LabState, name: &str) -> Result<()> {
     start_sshd(state, name)
 }
 
-/// The host side of the host's link down (`true`) or up again: packets are
-/// dropped silently, as when a network fails, so connects time out.
+/// Cut the host off the network (`up == false`) or reconnect it. Packets
+/// vanish silently, as when a network fails, so connects and established
+/// sessions time out rather than fail fast: the machine's neighbour entry
+/// for the host is pinned first (otherwise ARP would fail and connects
+/// would get "No route to host" at once), then the host's bridge port goes
+/// down. Only the lab's own bridge and address are touched.
 pub fn set_link(state: &LabState, name: &str, up: bool) -> Result<()> {
     let tools = sys::preflight(true)?;
     let (_, host) = host_paths(state, name)?;
-    sys::run_ok(
-        Command::new(&tools.ip).args(["link", "set", &host.veth, if up { "up" } else { "down" }]),
-        None,
-        Duration::from_secs(10),
-    )?;
+    let bridge = state
+        .bridge
+        .clone()
+        .ok_or_else(|| Error::Lab("the lab has no bridge".into()))?;
+    let ip = |args: &[&str]| {
+        sys::run_ok(
+            Command::new(&tools.ip).args(args),
+            None,
+            Duration::from_secs(10),
+        )
+    };
+    let addr = host.address.to_string();
+    if up {
+        ip(&["link", "set", &host.veth, "up"])?;
+        // Back to a learned entry; gone already if the lab was rebuilt.
+        let _ = ip(&["neigh", "del", &addr, "dev", &bridge]);
+    } else {
+        let out = ip(&["-n", &host.netns, "-o", "link", "show", "eth0"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mac = text
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .ok_or_else(|| Error::Lab(format!("{name}: cannot find eth0's MAC address")))?
+            .to_string();
+        ip(&[
+            "neigh",
+            "replace",
+            &addr,
+            "lladdr",
+            &mac,
+            "dev",
+            &bridge,
+            "nud",
+            "permanent",
+        ])?;
+        ip(&["link", "set", &host.veth, "down"])?;
+    }
     Ok(())
 }
 
