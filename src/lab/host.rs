@@ -6,17 +6,18 @@
 //! start it again in the very same host (same /etc, same /tmp, same running
 //! dead-man switch), or restart it with a new host key.
 //!
-//! The boot script runs inside `ip netns exec NS unshare -m -u --propagation
-//! private` and:
+//! The boot script runs inside `nsenter --net=/run/netns/NS unshare -m -u
+//! --propagation private` and:
 //! 1. creates the overlay whiteouts the personality needs (`mknod c 0 0`),
 //! 2. configures eth0 and lo,
-//! 3. detaches its copy of /run/netns. Without this, the host's mount
-//!    namespace would hold a reference to every netns that existed when it
-//!    booted, including other labs' — and a netns that is still referenced
-//!    keeps its veth alive after the other lab's `lab down`,
-//! 4. mounts overlays on /etc, /var, /root (upper dirs prepared here, on the
-//!    lab dir's filesystem) and tmpfs on /run, /tmp (`mount -a -T fstab`: one
-//!    exec for all),
+//! 3. detaches its copies of /run/netns and of other labs' `D/hosts`
+//!    tmpfs. Without this, the host's mount namespace would hold a
+//!    reference to every netns and lab that existed when it booted: a netns
+//!    still referenced keeps its veth alive after the other lab's `lab
+//!    down`, and a tmpfs its memory,
+//! 4. mounts overlays on /etc, /var, /root (upper dirs prepared here, in
+//!    `D/hosts`), its own /sys, and tmpfs on /run, /tmp (`mount -a -T
+//!    fstab`: one exec for all),
 //! 5. sets the hostname, starts sshd (it daemonizes), and becomes the keeper.
 //!
 //! The whole /etc upper dir is written from Rust before boot: it is faster
@@ -47,13 +48,23 @@ pub const NOPASSWD_DENIED_USER: &str = "nopw";
 
 /// Runs as `bash -c BOOT rampart-lab-boot HOSTDIR ADDR/PREFIX NAME SSHD [WHITEOUT...]`.
 /// Values come in as arguments, never pasted into the script text.
+/// mountinfo is read with `mapfile`: `while read` reads it a byte at a
+/// time, and the kernel regenerates it for each read — with hundreds of
+/// netns mounts that alone took most of a second per host.
 const BOOT: &str = r#"set -eu
 h=$1 addr=$2 name=$3 sshd=$4
 shift 4
 echo $$ > "$h/keeper.pid"
 for w in "$@"; do [ -e "$h/etc-up/$w" ] || mknod "$h/etc-up/$w" c 0 0; done
 ip -batch "$h/net.batch"
-umount -l /run/netns 2>/dev/null || true
+detach=(/run/netns)
+mapfile -t mounts < /proc/self/mountinfo
+for m in "${mounts[@]}"; do
+  case "$m" in *" - tmpfs rampart-lab-hosts "*)
+    f=($m); [ "${f[4]}" = "${h%/*}" ] || detach+=("${f[4]}");;
+  esac
+done
+umount -l "${detach[@]}" 2>/dev/null || true
 mount -a -T "$h/fstab"
 mkdir -p -m 0755 /run/sshd
 echo "$name" > /proc/sys/kernel/hostname
@@ -259,7 +270,7 @@ fn boot_loaders(p: Personality, etc: &Path) -> Result<()> {
 
 /// Write everything a host needs before it boots: overlay dirs, its /etc
 /// upper (personality, users, sudoers, hostname), sshd config, fstab.
-pub fn prepare(paths: &HostPaths, host: &HostState, common: &Common) -> Result<()> {
+pub fn prepare(paths: &HostPaths, host: &HostState, common: &Common, k: u32) -> Result<()> {
     mkdir(&paths.dir, 0o755)?;
     for which in ["etc", "var", "root"] {
         mkdir(&paths.upper(which), 0o755)?;
@@ -315,9 +326,12 @@ pub fn prepare(paths: &HostPaths, host: &HostState, common: &Common) -> Result<(
     write(
         &paths.net_batch(),
         &format!(
-            "addr add {}/{} dev eth0\nlink set eth0 up\nlink set lo up\n",
+            "addr add {}/{} dev eth0\nlink set eth0 up\nlink set lo up\n\
+             neigh replace {} lladdr {} dev eth0 nud permanent\n",
             host.address,
-            net::PREFIX
+            net::PREFIX,
+            net::gateway(k),
+            net::bridge_mac(k),
         ),
         0o644,
     )?;
@@ -361,6 +375,8 @@ fn fstab(paths: &HostPaths) -> String {
             paths.work(which).display()
         ));
     }
+    // Shows the host's own network devices under /sys/class/net.
+    s.push_str("sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n");
     s.push_str("tmpfs /run tmpfs mode=0755,nosuid,nodev 0 0\n");
     s.push_str("tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0\n");
     s
@@ -394,8 +410,12 @@ pub fn boot(tools: &sys::Tools, paths: &HostPaths, host: &HostState) -> Result<(
     let log2 = log
         .try_clone()
         .map_err(|e| Error::io("cannot duplicate a file handle", e))?;
-    let mut cmd = Command::new(&tools.ip);
-    cmd.args(["netns", "exec", &host.netns])
+    // nsenter rather than `ip netns exec`: that one also makes a mount
+    // namespace and remounts /sys, which costs the kernel's global mount
+    // lock twice more per host; the fstab mounts the host's own /sys.
+    let mut cmd = Command::new(&tools.nsenter);
+    cmd.arg(format!("--net=/run/netns/{}", host.netns))
+        .arg("--")
         .arg(&tools.unshare)
         .args(["-m", "-u", "--propagation", "private"])
         .arg(&tools.bash)
@@ -428,9 +448,7 @@ pub fn answers(address: Ipv4Addr, timeout: Duration) -> bool {
 /// Poll until the host's sshd accepts TCP, or the keeper died, or `deadline`.
 pub fn wait_ready(paths: &HostPaths, host: &HostState, deadline: Instant) -> Result<()> {
     loop {
-        // sshd writes its pid file once it listens. Knocking before that
-        // would make the machine's ARP give up on the address for a while,
-        // delaying the host by a second.
+        // sshd writes its pid file once it listens: no knocking before.
         if paths.sshd_pid().exists() && answers(host.address, Duration::from_millis(200)) {
             return Ok(());
         }
@@ -560,53 +578,19 @@ pub fn change_host_key(state: &LabState, name: &str) -> Result<()> {
     start_sshd(state, name)
 }
 
-/// Cut the host off the network (`up == false`) or reconnect it. Packets
-/// vanish silently, as when a network fails, so connects and established
-/// sessions time out rather than fail fast: the machine's neighbour entry
-/// for the host is pinned first (otherwise ARP would fail and connects
-/// would get "No route to host" at once), then the host's bridge port goes
-/// down. Only the lab's own bridge and address are touched.
+/// Cut the host off the network (`up == false`) or reconnect it: its
+/// bridge port goes down. Packets vanish silently, as when a network fails,
+/// so connects and open sessions time out rather than fail fast: the
+/// machine's neighbour entry and the bridge's forwarding entry for the host
+/// are static, so nothing answers "No route to host".
 pub fn set_link(state: &LabState, name: &str, up: bool) -> Result<()> {
     let tools = sys::preflight(true)?;
     let (_, host) = host_paths(state, name)?;
-    let bridge = state
-        .bridge
-        .clone()
-        .ok_or_else(|| Error::Lab("the lab has no bridge".into()))?;
-    let ip = |args: &[&str]| {
-        sys::run_ok(
-            Command::new(&tools.ip).args(args),
-            None,
-            Duration::from_secs(10),
-        )
-    };
-    let addr = host.address.to_string();
-    if up {
-        ip(&["link", "set", &host.veth, "up"])?;
-        // Back to a learned entry; gone already if the lab was rebuilt.
-        let _ = ip(&["neigh", "del", &addr, "dev", &bridge]);
-    } else {
-        let out = ip(&["-n", &host.netns, "-o", "link", "show", "eth0"])?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mac = text
-            .split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)
-            .ok_or_else(|| Error::Lab(format!("{name}: cannot find eth0's MAC address")))?
-            .to_string();
-        ip(&[
-            "neigh",
-            "replace",
-            &addr,
-            "lladdr",
-            &mac,
-            "dev",
-            &bridge,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&["link", "set", &host.veth, "down"])?;
-    }
+    sys::run_ok(
+        Command::new(&tools.ip).args(["link", "set", &host.veth, if up { "up" } else { "down" }]),
+        None,
+        Duration::from_secs(10),
+    )?;
     Ok(())
 }
 

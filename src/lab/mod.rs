@@ -62,6 +62,9 @@ const FORBIDDEN: &[&str] = &[
 /// kernel time, so a few more than the cores keeps them busy.
 const WORKERS: usize = 8;
 
+/// How long one host may take from boot to a listening sshd.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Run a `rampart lab ...` command; returns the exit code.
 pub fn cli(cmd: &LabCommand) -> Result<u8> {
     match cmd {
@@ -236,6 +239,7 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
                 personality: Personality::of_host(i),
                 netns: net::netns_name(k, &name),
                 veth: net::veth_name(k, i),
+                mac: net::host_mac(k, i),
                 name,
             }
         })
@@ -243,6 +247,7 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     state.save()?;
     // Leftovers of a crashed lab that had index k are ours now: we hold its bridge.
     clean_index(tools, k, false)?;
+    mount_hosts_dir(tools, &paths)?;
 
     host::keygen(tools, &paths.identity(), "rampart-lab")?;
     let client_pub = fs::read_to_string(paths.identity_pub())
@@ -251,31 +256,76 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     trace("client key");
 
     // The machine side in one `ip` process: bridge, namespaces, veths.
+    // No ARP anywhere: the machine gets a permanent neighbour entry and the
+    // bridge a static forwarding entry for every host, and each host one for
+    // the bridge. An ARP request is flooded to every port of the bridge; with
+    // hundreds of hosts, concurrent floods overrun the kernel's backlog, and
+    // the hosts whose copy was dropped never answer. Static entries also keep
+    // the machine's neighbour table out of its garbage collector's limits
+    // (1024 entries by default), and make a cut link (`host::set_link`)
+    // drop packets silently instead of failing with "No route to host".
     let bridge = net::bridge_name(k);
     let mut lines = vec![
         format!("addr add {}/{} dev {bridge}", net::gateway(k), net::PREFIX),
         format!("link set {bridge} up"),
     ];
+    let mut fdb = Vec::new();
     for h in &state.hosts {
         lines.push(format!("netns add {}", h.netns));
         lines.push(format!(
-            "link add {} type veth peer name eth0 netns {}",
-            h.veth, h.netns
+            "link add {} type veth peer name eth0 address {} netns {}",
+            h.veth, h.mac, h.netns
         ));
         lines.push(format!("link set {} master {bridge} up", h.veth));
+        // Hosts' IPv6 chatter (DAD, router solicitations, MLD) is not
+        // flooded to every other host: with N hosts that is N² deliveries.
+        // The machine still sees it, and what it sends still reaches all.
+        lines.push(format!(
+            "link set {} type bridge_slave mcast_flood off",
+            h.veth
+        ));
+        lines.push(format!(
+            "neigh replace {} lladdr {} dev {bridge} nud permanent",
+            h.address, h.mac
+        ));
+        fdb.push(format!(
+            "fdb replace {} dev {} master static",
+            h.mac, h.veth
+        ));
     }
     net::ip_batch(tools, &lines, false)?;
-    trace("machine side: bridge, namespaces, veths");
+    net::bridge_batch(tools, &fdb, false)?;
+    trace("machine side: bridge, namespaces, veths, neighbours");
 
     // Per host: key, files, boot. In parallel: mostly fork/exec and kernel work.
+    // Each worker takes a host from files to a listening sshd before the
+    // next: booting hundreds at once makes them queue on the kernel's
+    // global mount-namespace lock, and the last ones time out.
+    let spent = [(); 4].map(|()| std::sync::atomic::AtomicU64::new(0));
+    let timed = |i: usize, t: Instant| {
+        spent[i].fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    };
     for_each_parallel(&state.hosts, WORKERS, |h| {
         let hp = paths.host(&h.name);
-        host::prepare(&hp, h, &common)?;
+        let t = Instant::now();
+        host::prepare(&hp, h, &common, k)?;
+        timed(0, t);
+        let t = Instant::now();
         host::keygen(tools, &hp.host_key(), &format!("root@{}", h.name))?;
-        host::boot(tools, &hp, h)
+        timed(1, t);
+        let t = Instant::now();
+        host::boot(tools, &hp, h)?;
+        timed(2, t);
+        let t = Instant::now();
+        host::wait_ready(&hp, h, t + BOOT_TIMEOUT)?;
+        timed(3, t);
+        Ok(())
     })?;
-    trace("hosts prepared and booting");
-
+    let [files, keys, spawns, boots] = spent.map(|a| a.into_inner() / 1000);
+    trace(&format!(
+        "every sshd answers (worker time: files {files} ms, keys {keys} ms, \
+         spawns {spawns} ms, boots {boots} ms)"
+    ));
     let mut known = String::new();
     for h in &state.hosts {
         let key = fs::read_to_string(paths.host(&h.name).host_key_pub())
@@ -290,12 +340,6 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     fs::write(paths.inventory(), inventory_yaml(state))
         .map_err(|e| Error::io("cannot write inventory.yml", e))?;
 
-    // Bounded: a few seconds more for big labs on a busy machine.
-    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * n as u32;
-    for_each_parallel(&state.hosts, 32, |h| {
-        host::wait_ready(&paths.host(&h.name), h, deadline)
-    })?;
-    trace("every sshd answers");
     state.complete = true;
     state.save()
 }
@@ -449,6 +493,10 @@ fn down_with(tools: &sys::Tools, dir: &Path) -> Result<DownSummary> {
             Err(e) => errors.push(e.to_string()),
         }
     }
+    // After the processes are gone (clean_index) nothing holds the tmpfs.
+    if let Err(e) = unmount_hosts_dir(tools, &paths) {
+        errors.push(e.to_string());
+    }
     if sum.found {
         for p in paths.generated() {
             let r = if p.is_dir() {
@@ -471,6 +519,63 @@ fn down_with(tools: &sys::Tools, dir: &Path) -> Result<DownSummary> {
     } else {
         Err(Error::Lab(errors.join("\n")))
     }
+}
+
+/// Source name of the tmpfs on `D/hosts`; hosts recognize other labs' by it.
+pub const HOSTS_TMPFS: &str = "rampart-lab-hosts";
+
+/// Mount a tmpfs on `D/hosts`: each host needs a few dozen small files and
+/// dirs (overlay upper dirs, keys, configs), and on a virtual disk each
+/// costs about a millisecond: three quarters of the time of `lab up 300`
+/// went there. Hosts of other labs that boot while it is mounted detach
+/// their copy of it (see [`host`]), so it vanishes with `lab down`.
+fn mount_hosts_dir(tools: &sys::Tools, paths: &LabPaths) -> Result<()> {
+    let dir = paths.hosts_dir();
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    sys::run_ok(
+        std::process::Command::new(&tools.mount)
+            .args(["-t", "tmpfs", "-o", "mode=0755", HOSTS_TMPFS])
+            .arg(&dir),
+        None,
+        Duration::from_secs(10),
+    )?;
+    Ok(())
+}
+
+/// Whether `dir` is a mount point in this mount namespace.
+fn is_mounted(dir: &Path) -> bool {
+    let want = dir.to_string_lossy();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
+}
+
+/// Unmount `D/hosts` (every layer, should it be mounted twice); lazily if
+/// something still holds it, so that `lab down` never leaves it behind.
+fn unmount_hosts_dir(tools: &sys::Tools, paths: &LabPaths) -> Result<()> {
+    let dir = paths.hosts_dir();
+    for _ in 0..10 {
+        if !is_mounted(&dir) {
+            return Ok(());
+        }
+        let out = sys::run(
+            std::process::Command::new(&tools.umount).arg(&dir),
+            None,
+            Duration::from_secs(10),
+        )?;
+        if !out.status.success() {
+            sys::run(
+                std::process::Command::new(&tools.umount)
+                    .arg("-l")
+                    .arg(&dir),
+                None,
+                Duration::from_secs(10),
+            )?;
+        }
+    }
+    Err(Error::Lab(format!("cannot unmount {}", dir.display())))
 }
 
 /// Remove everything of lab index k from the machine: processes, veths,

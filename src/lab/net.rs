@@ -65,6 +65,23 @@ pub fn host_address(k: u32, i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(subnet_base(k)) + 1 + i as u32)
 }
 
+/// MAC address of host `i`'s eth0: fixed, so that the machine and the
+/// bridge can know every host in advance (see [`crate::lab`]'s ARP note).
+/// Locally administered: 02:72:70 ("rp"), then k, then i.
+pub fn host_mac(k: u32, i: usize) -> String {
+    format!(
+        "02:72:70:{:02x}:{:02x}:{:02x}",
+        k & 0xff,
+        (i >> 8) & 0xff,
+        i & 0xff
+    )
+}
+
+/// MAC address of lab k's bridge (i never reaches 0xffff).
+pub fn bridge_mac(k: u32) -> String {
+    format!("02:72:70:{:02x}:ff:ff", k & 0xff)
+}
+
 /// The alias a lab writes on its bridge: names its dir.
 pub fn bridge_alias(dir: &Path) -> String {
     format!("rampart-lab:{}", dir.display())
@@ -104,14 +121,30 @@ pub fn allocate(tools: &sys::Tools, dir: &Path) -> Result<u32> {
             continue;
         }
         let out = sys::run(
-            Command::new(&tools.ip).args(["link", "add", &bridge_name(k), "type", "bridge"]),
+            Command::new(&tools.ip).args([
+                "link",
+                "add",
+                &bridge_name(k),
+                "address",
+                &bridge_mac(k),
+                "type",
+                "bridge",
+            ]),
             None,
             Duration::from_secs(10),
         )?;
         if out.status.success() {
+            // sysfs is quickest; `ip` where /sys is read-only (some containers).
             let alias = Path::new(SYS_NET).join(bridge_name(k)).join("ifalias");
-            fs::write(&alias, bridge_alias(dir))
-                .map_err(|e| Error::io(format!("cannot label bridge {}", bridge_name(k)), e))?;
+            if fs::write(&alias, bridge_alias(dir)).is_err() {
+                sys::run_ok(
+                    Command::new(&tools.ip)
+                        .args(["link", "set", "dev", &bridge_name(k), "alias"])
+                        .arg(bridge_alias(dir)),
+                    None,
+                    Duration::from_secs(10),
+                )?;
+            }
             return Ok(k);
         }
         let err = String::from_utf8_lossy(&out.stderr);
@@ -280,6 +313,15 @@ pub fn kill_all_in(netns: &[String], timeout: Duration) -> Result<usize> {
 /// Run `ip -batch -` on these lines. With `force`, keep going past failed
 /// lines (tear-down of a half-built lab), and report nothing.
 pub fn ip_batch(tools: &sys::Tools, lines: &[String], force: bool) -> Result<()> {
+    batch(&tools.ip, lines, force)
+}
+
+/// Run `bridge -batch -` on these lines (see [`ip_batch`]).
+pub fn bridge_batch(tools: &sys::Tools, lines: &[String], force: bool) -> Result<()> {
+    batch(&tools.bridge, lines, force)
+}
+
+fn batch(program: &Path, lines: &[String], force: bool) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
@@ -287,7 +329,7 @@ pub fn ip_batch(tools: &sys::Tools, lines: &[String], force: bool) -> Result<()>
     input.push('\n');
     // Generous: a few ms per line on a loaded 2-core machine.
     let timeout = Duration::from_secs(30) + Duration::from_millis(20) * lines.len() as u32;
-    let mut cmd = Command::new(&tools.ip);
+    let mut cmd = Command::new(program);
     if force {
         cmd.arg("-force");
     }

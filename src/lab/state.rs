@@ -101,6 +101,8 @@ pub struct HostState {
     pub netns: String,
     /// Machine side of the host's veth, a port of the lab's bridge: `rp{index}h{i}`.
     pub veth: String,
+    /// MAC address of the host's eth0 (fixed: the machine knows it without ARP).
+    pub mac: String,
 }
 
 /// The whole of `D/state.json`.

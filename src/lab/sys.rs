@@ -22,16 +22,20 @@ pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 #[derive(Debug, Clone)]
 pub struct Tools {
     pub ip: PathBuf,
+    pub bridge: PathBuf,
     pub ssh_keygen: PathBuf,
     pub sshd: PathBuf,
     pub unshare: PathBuf,
     pub nsenter: PathBuf,
     pub bash: PathBuf,
+    pub mount: PathBuf,
+    pub umount: PathBuf,
 }
 
 /// (program, Debian package that ships it, needed by `lab down` too).
 const REQUIRED: &[(&str, &str, bool)] = &[
     ("ip", "iproute2", true),
+    ("bridge", "iproute2", false),
     ("sshd", "openssh-server", false),
     ("ssh-keygen", "openssh-client", false),
     ("ssh", "openssh-client", false),
@@ -41,7 +45,7 @@ const REQUIRED: &[(&str, &str, bool)] = &[
     ("unshare", "util-linux", false),
     ("nsenter", "util-linux", false),
     ("mount", "mount", false),
-    ("umount", "mount", false),
+    ("umount", "mount", true),
     ("mknod", "coreutils", false),
     ("bash", "bash", false),
 ];
@@ -83,23 +87,30 @@ pub fn preflight(for_down: bool) -> Result<Tools> {
     }
     let get = |n: &str| which(n).ok_or_else(|| Error::Lab(format!("{n} not found")));
     if for_down {
+        // What tear-down does not run is never looked up: point it at `ip`.
         let ip = get("ip")?;
         return Ok(Tools {
             ip: ip.clone(),
+            bridge: ip.clone(),
             ssh_keygen: ip.clone(),
             sshd: ip.clone(),
             unshare: ip.clone(),
             nsenter: ip.clone(),
-            bash: ip,
+            bash: ip.clone(),
+            mount: ip,
+            umount: get("umount")?,
         });
     }
     Ok(Tools {
         ip: get("ip")?,
+        bridge: get("bridge")?,
         ssh_keygen: get("ssh-keygen")?,
         sshd: get("sshd")?,
         unshare: get("unshare")?,
         nsenter: get("nsenter")?,
         bash: get("bash")?,
+        mount: get("mount")?,
+        umount: get("umount")?,
     })
 }
 

@@ -366,13 +366,22 @@ fn two_labs_side_by_side_do_not_collide() {
             );
         }
     }
-    // Removing one leaves the other whole.
+    // A lab built while `a` exists copies `a`'s mounts into its hosts at
+    // boot; they must let go of them, or `a`'s mounts and links outlive it.
+    let c = Lab::up(1);
+    assert_ne!(c.state().index, sa.index);
+    // Removing one leaves the others whole.
     let ka = sa.index.expect("an index");
     let dir_a = a.dir().to_path_buf();
     assert!(a.down().status.success());
     assert_eq!(leftovers(ka, &dir_a), Vec::<String>::new());
-    for h in b.hosts() {
-        assert_eq!(ok_stdout(&b.ssh(&h.name, "hostname"), "ssh").trim(), h.name);
+    for lab in [&b, &c] {
+        for h in lab.hosts() {
+            assert_eq!(
+                ok_stdout(&lab.ssh(&h.name, "hostname"), "ssh").trim(),
+                h.name
+            );
+        }
     }
 }
 
