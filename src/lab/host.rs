@@ -46,21 +46,21 @@ pub const KEEPER_NAME: &str = "rampart-lab-init";
 pub const SUDO_USER: &str = "deploy";
 pub const NOPASSWD_DENIED_USER: &str = "nopw";
 
-/// Runs as `bash -c BOOT rampart-lab-boot HOSTDIR ADDR/PREFIX NAME SSHD [WHITEOUT...]`.
-/// Values come in as arguments, never pasted into the script text.
-/// mountinfo is read with `mapfile`: `while read` reads it a byte at a
-/// time, and the kernel regenerates it for each read — with hundreds of
-/// netns mounts that alone took most of a second per host.
+/// Runs as `bash -c BOOT rampart-lab-boot HOSTDIR NAME SSHD KEEPER_NAME
+/// TMPFS_NAME [WHITEOUT...]`. Values come in as arguments, never pasted
+/// into the script text. mountinfo is read with `mapfile`: `while read`
+/// reads it a byte at a time, and the kernel regenerates it for each read;
+/// with hundreds of netns mounts that alone took most of a second per host.
 const BOOT: &str = r#"set -eu
-h=$1 addr=$2 name=$3 sshd=$4
-shift 4
+h=$1 name=$2 sshd=$3 keeper=$4 tmpfs=$5
+shift 5
 echo $$ > "$h/keeper.pid"
 for w in "$@"; do [ -e "$h/etc-up/$w" ] || mknod "$h/etc-up/$w" c 0 0; done
 ip -batch "$h/net.batch"
 detach=(/run/netns)
 mapfile -t mounts < /proc/self/mountinfo
 for m in "${mounts[@]}"; do
-  case "$m" in *" - tmpfs rampart-lab-hosts "*)
+  case "$m" in *" - tmpfs $tmpfs "*)
     f=($m); [ "${f[4]}" = "${h%/*}" ] || detach+=("${f[4]}");;
   esac
 done
@@ -69,7 +69,7 @@ mount -a -T "$h/fstab"
 mkdir -p -m 0755 /run/sshd
 echo "$name" > /proc/sys/kernel/hostname
 "$sshd" -f "$h/sshd_config" -E "$h/sshd.log"
-exec -a rampart-lab-init sleep infinity
+exec -a "$keeper" sleep infinity
 "#;
 
 /// What is the same for every host of a lab, computed once.
@@ -421,9 +421,10 @@ pub fn boot(tools: &sys::Tools, paths: &HostPaths, host: &HostState) -> Result<(
         .arg(&tools.bash)
         .args(["-c", BOOT, "rampart-lab-boot"])
         .arg(&paths.dir)
-        .arg(format!("{}/{}", host.address, net::PREFIX))
         .arg(&host.name)
         .arg(&tools.sshd)
+        .arg(KEEPER_NAME)
+        .arg(super::HOSTS_TMPFS)
         .args(whiteouts(host.personality))
         .env_clear()
         .env("PATH", sys::PATH)

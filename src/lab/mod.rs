@@ -16,7 +16,13 @@
 //!
 //! The lab dir D (default [`DEFAULT_DIR`]) holds `state.json` (see
 //! [`state`]), the client key `id_ed25519`, `known_hosts` with the real host
-//! keys, `inventory.yml` (a SPEC §2 inventory) and `hosts/<name>/`.
+//! keys, `inventory.yml` (a SPEC §2 inventory) and `hosts/<name>/` (host
+//! key, sshd config and log, overlay upper/work dirs) on a tmpfs mounted at
+//! `D/hosts` for speed.
+//!
+//! The network has no ARP and no flooding (see `build`): every address and
+//! MAC is known in advance, so the machine, the bridge and the hosts get
+//! static entries. That is what lets one bridge carry a thousand hosts.
 //!
 //! `lab up` on a dir that holds a lab removes it first and builds afresh:
 //! repairing a half-built lab in place would need to know how it broke, and
@@ -25,8 +31,12 @@
 //! links), so it also cleans up after a crash at any point, and twice is as
 //! good as once.
 //!
-//! Safety: nothing here runs iptables, and nothing changes the machine's
-//! own network namespace except adding and removing the lab's links.
+//! Safety: nothing here runs iptables. On the machine itself the lab only
+//! adds (and `lab down` removes) its bridge, veths, neighbour entries,
+//! named network namespaces and the tmpfs on `D/hosts`. Run one lab
+//! command per dir at a time; labs in different dirs are independent.
+//!
+//! `RAMPART_LAB_TRACE=1` prints how long each phase of `lab up` took.
 
 pub mod host;
 pub mod net;
@@ -297,10 +307,10 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     net::bridge_batch(tools, &fdb, false)?;
     trace("machine side: bridge, namespaces, veths, neighbours");
 
-    // Per host: key, files, boot. In parallel: mostly fork/exec and kernel work.
-    // Each worker takes a host from files to a listening sshd before the
-    // next: booting hundreds at once makes them queue on the kernel's
-    // global mount-namespace lock, and the last ones time out.
+    // Per host: files, key, boot, wait for sshd; in parallel, as it is mostly
+    // fork/exec and kernel work. Each worker sees its host listening before
+    // it takes the next: a boot is a dozen execs and mounts, and starting
+    // hundreds at once only makes the last ones miss their deadline.
     let spent = [(); 4].map(|()| std::sync::atomic::AtomicU64::new(0));
     let timed = |i: usize, t: Instant| {
         spent[i].fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
