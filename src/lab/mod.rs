@@ -683,3 +683,73 @@ pub fn status(dir: &Path) -> Result<(String, bool)> {
     }
     Ok((s, answering == state.hosts.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_dirs_that_hosts_overlay_or_hide_are_refused() {
+        for d in [
+            "/tmp/x",
+            "/var/lib/lab",
+            "/etc",
+            "/root/lab",
+            "/run/x",
+            "/",
+            "/srv/../tmp/x",
+        ] {
+            let e = lab_dir(Path::new(d)).expect_err(d).to_string();
+            assert!(e.starts_with("lab: "), "{e}");
+        }
+        for d in ["/srv/a b", "/srv/a,b", "/srv/a:b", "/srv/a\"b"] {
+            let e = lab_dir(Path::new(d)).expect_err(d).to_string();
+            assert!(e.contains("letters, digits"), "{e}");
+        }
+        let ok = lab_dir(Path::new("/srv/./rampart-lab/../rampart-lab")).expect("a fine dir");
+        assert_eq!(ok, Path::new("/srv/rampart-lab"));
+    }
+
+    #[test]
+    fn every_lab_fits_in_the_benchmark_range_and_names_fit_the_kernel() {
+        let last = net::host_address(net::MAX_LABS - 1, net::MAX_HOSTS);
+        assert_eq!(last.to_string(), "198.19.255.254");
+        assert_eq!(net::gateway(3).to_string(), "198.18.12.1");
+        assert_eq!(net::host_address(3, 1).to_string(), "198.18.12.2");
+        assert!(net::veth_name(net::MAX_LABS - 1, net::MAX_HOSTS).len() <= 15);
+        assert!(net::bridge_name(net::MAX_LABS - 1).len() <= 15);
+        assert_eq!(net::host_mac(3, 258), "02:72:70:03:01:02");
+        assert_ne!(net::bridge_mac(3), net::host_mac(3, net::MAX_HOSTS));
+    }
+
+    #[test]
+    fn inventory_lists_hosts_and_one_group_per_personality() {
+        let state = LabState {
+            version: state::STATE_VERSION,
+            dir: PathBuf::from("/srv/lab"),
+            index: Some(0),
+            subnet: Some("198.18.0.0/22".into()),
+            bridge: Some("rpbr0".into()),
+            gateway: Some(net::gateway(0)),
+            creator: Creator {
+                pid: 1,
+                start_time: None,
+            },
+            complete: true,
+            hosts: (1..=5)
+                .map(|i| HostState {
+                    name: format!("h{i:03}"),
+                    address: net::host_address(0, i),
+                    personality: Personality::of_host(i),
+                    netns: net::netns_name(0, &format!("h{i:03}")),
+                    veth: net::veth_name(0, i),
+                    mac: net::host_mac(0, i),
+                })
+                .collect(),
+        };
+        let yaml = inventory_yaml(&state);
+        assert!(yaml.contains("defaults:\n  user: root\n  port: 22\n  identity_file: \"/srv/lab/id_ed25519\"\n  known_hosts: \"/srv/lab/known_hosts\"\n"), "{yaml}");
+        assert!(yaml.contains("  h005: {address: 198.18.0.6}\n"), "{yaml}");
+        assert!(yaml.contains("  centos6: [h001, h005]\n  rocky9: [h002]\n  debian12: [h003]\n  ubuntu22: [h004]\n"), "{yaml}");
+    }
+}
