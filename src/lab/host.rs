@@ -268,6 +268,17 @@ fn boot_loaders(p: Personality, etc: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Root's ~/.bashrc as Debian ships it, in substance.
+const STOCK_BASHRC: &str = "# ~/.bashrc: executed by bash(1) for non-login shells.\n\
+[ -z \"$PS1\" ] && return\n\
+PS1='${debian_chroot:+($debian_chroot)}\\h:\\w\\$ '\n\
+umask 022\n";
+
+/// Root's ~/.profile as Debian ships it, in substance.
+const STOCK_PROFILE: &str = "# ~/.profile: executed by Bourne-compatible login shells.\n\
+if [ \"$BASH\" ] && [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n\
+mesg n 2> /dev/null || true\n";
+
 /// Write everything a host needs before it boots: overlay dirs, its /etc
 /// upper (personality, users, sudoers, hostname), sshd config, fstab.
 pub fn prepare(paths: &HostPaths, host: &HostState, common: &Common, k: u32) -> Result<()> {
@@ -276,6 +287,12 @@ pub fn prepare(paths: &HostPaths, host: &HostState, common: &Common, k: u32) -> 
         mkdir(&paths.upper(which), 0o755)?;
         mkdir(&paths.work(which), 0o755)?;
     }
+    // A freshly rented VPS has a stock root shell profile, not this
+    // machine's (which may run slow tool initialisers such as `pyenv init`
+    // on every SSH session and would distort every timing taken on the lab).
+    let root = paths.upper("root");
+    write(&root.join(".bashrc"), STOCK_BASHRC, 0o644)?;
+    write(&root.join(".profile"), STOCK_PROFILE, 0o644)?;
     let etc = paths.upper("etc");
     write(&etc.join("hostname"), &format!("{}\n", host.name), 0o644)?;
     write(
