@@ -17,6 +17,7 @@ N=${1:-100}
 F=${2:-50}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${BENCH_DIR:-/srv/rampart-bench}
+OUT=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 BIN="$ROOT/target/release/rampart"
 PLAYBOOK="$ROOT/playbooks/baseline.yml"
 
@@ -24,7 +25,7 @@ PLAYBOOK="$ROOT/playbooks/baseline.yml"
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null 2>&1 || true; }
 (cd "$ROOT" && cargo build --release --locked -q)
 
-cleanup() { "$BIN" lab down --dir "$DIR" >/dev/null 2>&1 || true; }
+cleanup() { "$BIN" lab down --dir "$DIR" >/dev/null 2>&1 || true; rm -rf "$OUT"; }
 trap cleanup EXIT
 
 fresh_fleet() {
@@ -32,13 +33,13 @@ fresh_fleet() {
   "$BIN" lab up "$N" --dir "$DIR" >/dev/null
 }
 
-addresses() { grep -E '^\s+address:' "$DIR/inventory.yml" | sed -E 's/.*address:\s*//; s/["{}]//g; s/\s.*//'; }
+addresses() { grep -oE 'address: "?[0-9a-fA-F.:]+' "$DIR/inventory.yml" | sed -E 's/address: "?//'; }
 
 # Wall time of a command in seconds (3 decimals); its output goes to $DIR/last.log.
 timed() {
   local t0 t1
   t0=$(date +%s.%N)
-  "$@" >"$DIR/last.log" 2>&1 || true
+  "$@" >"$OUT/last.log" 2>&1 || true
   t1=$(date +%s.%N)
   echo "$t0 $t1" | awk '{printf "%.3f", $2-$1}'
 }
@@ -46,14 +47,12 @@ timed() {
 # Peak RSS (MiB) of a command, via GNU time when present.
 peak_rss() {
   if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f '%M' -o "$DIR/rss" "$@" >/dev/null 2>&1 || true
-    awk '{printf "%.1f", $1/1024}' "$DIR/rss"
+    /usr/bin/time -f '%M' -o "$OUT/rss" "$@" >/dev/null 2>&1 || true
+    awk '{printf "%.1f", $1/1024}' "$OUT/rss"
   else
     echo "n/a"
   fi
 }
-
-SEED_RULES=$("$BIN" render "$PLAYBOOK" -i "$DIR/inventory.yml" --host h001 2>/dev/null || true)
 
 openssh_run() {
   local ssh="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$DIR/known_hosts -i $DIR/id_ed25519 -o ConnectTimeout=10 -o ControlMaster=no"
@@ -71,9 +70,9 @@ export SEED_RULES
 t_ssh=$(timed openssh_run)
 fresh_fleet
 t_apply=$(timed "$BIN" apply "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
-apply_summary=$(grep -o '"summary": *{[^}]*}' "$DIR/last.log" | tr -d '\n ' || true)
+apply_summary=$(tr -d '\n ' < "$OUT/last.log" | grep -o '"summary":{[^}]*}' || true)
 t_rerun=$(timed "$BIN" apply "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
-rerun_summary=$(grep -o '"summary": *{[^}]*}' "$DIR/last.log" | tr -d '\n ' || true)
+rerun_summary=$(tr -d '\n ' < "$OUT/last.log" | grep -o '"summary":{[^}]*}' || true)
 t_audit=$(timed "$BIN" audit "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
 fresh_fleet
 rss=$(peak_rss "$BIN" apply "$PLAYBOOK" -i "$DIR/inventory.yml" --forks "$F" --format json)
