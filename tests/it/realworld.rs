@@ -52,6 +52,7 @@ COMMIT
 :DOCKER-ISOLATION-STAGE-1 - [0:0]
 :DOCKER-ISOLATION-STAGE-2 - [0:0]
 :DOCKER-USER - [0:0]
+:BLOCKLOG - [0:0]
 -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A INPUT -i lo -j ACCEPT
 -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
@@ -66,8 +67,10 @@ COMMIT
 -A DOCKER-ISOLATION-STAGE-1 -j RETURN
 -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
 -A DOCKER-ISOLATION-STAGE-2 -j RETURN
--A DOCKER-USER -s 10.9.0.0/16 -j DROP
+-A DOCKER-USER -s 10.9.0.0/16 -j BLOCKLOG
 -A DOCKER-USER -j RETURN
+-A BLOCKLOG -j LOG --log-prefix "docker-user block: "
+-A BLOCKLOG -j DROP
 COMMIT
 "#;
 
@@ -258,13 +261,34 @@ fn chain_of(line: &str) -> &str {
 }
 
 /// The part of a filter table `preserve` keeps: preserved chains (their
-/// declarations and rules) and the built-in chains' jumps into them, in order.
+/// declarations and rules), the user chains they jump to (else their rules
+/// could not stay as they are), and the built-in chains' jumps into
+/// preserved chains, in order.
 fn preserved(filter: &[String], patterns: &[&str]) -> Vec<String> {
+    let mut kept: Vec<String> = filter
+        .iter()
+        .map(|l| chain_of(l).to_string())
+        .filter(|c| matches(c, patterns) && !BUILTIN.contains(&c.as_str()))
+        .collect();
+    loop {
+        let more: Vec<String> = filter
+            .iter()
+            .filter(|l| l.starts_with("-A ") && kept.iter().any(|k| k == chain_of(l)))
+            .filter_map(|l| target(l).map(str::to_string))
+            .filter(|t| {
+                !kept.contains(t) && filter.iter().any(|l| l.starts_with(&format!(":{t} ")))
+            })
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        kept.extend(more);
+    }
     filter
         .iter()
         .filter(|l| {
             let chain = chain_of(l);
-            if matches(chain, patterns) {
+            if kept.iter().any(|k| k == chain) {
                 return true;
             }
             l.starts_with("-A ")
@@ -522,10 +546,25 @@ fn ansible_ini_and_yaml_inventories_converge_only_the_limited_group() {
     let lab = Lab::up(4);
     let scratch = Scratch::new();
     let home = scratch.path().join("home");
-    fs::create_dir_all(home.join(".ssh")).expect("mkdir home/.ssh");
-    fs::copy(lab.known_hosts(), home.join(".ssh/known_hosts")).expect("copy known_hosts");
-    let key = lab.identity();
     let addr = |h: &str| lab.host(h).address.to_string();
+    fs::create_dir_all(home.join(".ssh")).expect("mkdir home/.ssh");
+    // As Debian and Ubuntu keep it (HashKnownHosts yes): hashed names.
+    fs::copy(lab.known_hosts(), home.join(".ssh/known_hosts")).expect("copy known_hosts");
+    let hash = run_bounded(
+        Command::new("ssh-keygen")
+            .args(["-q", "-H", "-f"])
+            .arg(home.join(".ssh/known_hosts")),
+        RAMPART_TIMEOUT,
+    );
+    assert!(hash.status.success(), "{}", show(&hash));
+    let hashed = fs::read_to_string(home.join(".ssh/known_hosts")).expect("read known_hosts");
+    assert!(
+        hashed.starts_with("|1|") && !hashed.contains(&addr("h001")),
+        "{hashed}"
+    );
+    // The INI one names the key under ~ (expanded from HOME).
+    fs::copy(lab.identity(), home.join(".ssh/id_lab")).expect("copy the key");
+    let key = lab.identity();
     let logs: Vec<String> = ["h001", "h002", "h003", "h004"]
         .iter()
         .map(|h| sshd_log(&lab, h))
@@ -549,12 +588,11 @@ fn ansible_ini_and_yaml_inventories_converge_only_the_limited_group() {
              \n\
              [fleet:vars]\n\
              ansible_user=root\n\
-             ansible_ssh_private_key_file={}\n",
+             ansible_ssh_private_key_file=~/.ssh/id_lab\n",
             addr("h001"),
             addr("h002"),
             addr("h003"),
             addr("h004"),
-            key.display()
         ),
     );
     let pb = repo("playbooks/baseline.yml");

@@ -763,3 +763,34 @@ fn per_host_identity_known_hosts_and_port_are_honoured() {
     }
     assert!(key_lines(&empty_kh).is_empty());
 }
+
+#[test]
+fn accepting_a_new_key_keeps_a_hand_edited_known_hosts_intact() {
+    // The last line of a hand-edited file often lacks its newline.
+    let lab = Lab::up(2);
+    let scratch = Scratch::new();
+    let addr2 = lab.host("h002").address.to_string();
+    let real = fs::read_to_string(lab.known_hosts()).expect("lab known_hosts");
+    let line2 = real
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(addr2.as_str()))
+        .expect("h002's key")
+        .to_string();
+    let kh = scratch.write("known_hosts", &format!("# mine\n{line2}"));
+    let y = inventory(&lab, "", &[("h001", ""), ("h002", "")]).replacen(
+        &q(&lab.known_hosts()),
+        &q(&kh),
+        1,
+    );
+    let inv = scratch.write("inv.yml", &y);
+    let pb = repo("playbooks/baseline.yml");
+    let out = run_json("apply", &pb, &inv, &["--accept-new-host-keys"]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let lines = key_lines(&kh);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], line2);
+    // Both entries still work without the flag.
+    let out = run_json("apply", &pb, &inv, &[]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert!(statuses(&report(&out)).values().all(|s| s == "ok"));
+}
