@@ -119,7 +119,7 @@ COMMIT
 "#;
 
 /// An admin's own ruleset: multiport, conntrack, limit, recent, comments
-/// with spaces, a LOG prefix, REJECT variants, negations, interfaces, user
+/// with spaces, quotes and shell characters, a LOG prefix, REJECT variants, negations, interfaces, user
 /// chains; plus an old-style fail2ban chain and a Kubernetes one (jumped
 /// to from INPUT and OUTPUT).
 const HAND_V4: &str = r#"*filter
@@ -127,6 +127,7 @@ const HAND_V4: &str = r#"*filter
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 :KUBE-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
 :LOGDROP - [0:0]
 :SSH-GUARD - [0:0]
 :fail2ban-ssh - [0:0]
@@ -142,9 +143,13 @@ const HAND_V4: &str = r#"*filter
 -A INPUT -i eth0 ! -s 10.0.0.0/8 -p udp -m udp --dport 53 -j REJECT --reject-with icmp-port-unreachable
 -A INPUT -p tcp -m tcp --dport 25 -j REJECT --reject-with tcp-reset
 -A INPUT -p tcp -m tcp ! --dport 22 -m comment --comment "everything else: log, then drop" -j LOGDROP
+-A INPUT -p udp -m comment --comment "a \"mine\" rule; with $HOME and `x`" -m udp --dport 9 -j DROP
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
 -A OUTPUT -j KUBE-FIREWALL
 -A OUTPUT -o eth0 -p tcp -m tcp --dport 25 -j REJECT --reject-with icmp-admin-prohibited
 -A KUBE-FIREWALL -m comment --comment "kubernetes firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "it\'s \"quoted\" default/kubernetes:https" -j ACCEPT
 -A LOGDROP -m limit --limit 3/min -j LOG --log-prefix "rampart test drop: " --log-level 4
 -A LOGDROP -j DROP
 -A SSH-GUARD -m recent --set --name ssh --rsource
