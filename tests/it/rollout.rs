@@ -229,13 +229,29 @@ fn failing_canary_stops_the_rollout_and_the_rest_are_never_contacted() {
     lab.cut_link("h001");
     let logs: Vec<String> = names(4).iter().map(|h| sshd_log(&lab, h)).collect();
 
+    let scratch = Scratch::new();
+    let junit = scratch.path().join("junit.xml");
     let out = run_json(
         "apply",
         &baseline,
         &lab.inventory(),
-        &["--serial", "1", "--max-fail-percent", "0"],
+        &[
+            "--serial",
+            "1",
+            "--max-fail-percent",
+            "0",
+            "--junit",
+            s(&junit),
+        ],
     );
     lab.restore_link("h001");
+    let xml = fs::read_to_string(&junit).expect("the JUnit file is written");
+    assert_eq!(xml.matches("<skipped").count(), 3, "{xml}");
+    assert_eq!(
+        xml.matches("<failure type=\"unreachable\"").count(),
+        1,
+        "{xml}"
+    );
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
     let st = statuses(&v);
