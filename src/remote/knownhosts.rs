@@ -234,14 +234,31 @@ pub fn append(path: &Path, address: &str, port: u16, key: &[u8]) -> std::io::Res
         }
     }
     let mut opts = OpenOptions::new();
-    opts.create(true).append(true);
+    opts.create(true).append(true).read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
     let mut f = opts.open(path)?;
+    // A hand-edited file may lack its final newline: appending right after
+    // it would glue the new entry onto the last one and break both.
+    if ends_without_newline(&mut f)? {
+        f.write_all(b"\n")?;
+    }
     f.write_all(line.as_bytes())
+}
+
+/// True when the file is not empty and its last byte is not a newline.
+fn ends_without_newline(f: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 #[cfg(test)]
@@ -322,6 +339,25 @@ mod tests {
         append(&path, "198.18.0.9", 2222, &k).expect("append");
         let kh = KnownHosts::load(&path).expect("load");
         assert_eq!(kh.check("198.18.0.9", 2222, &k), Verdict::Known);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn append_after_a_last_line_without_newline() {
+        let dir = std::env::temp_dir().join(format!("rampart-kh-nl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("known_hosts");
+        let old = blob("ssh-ed25519", b"old");
+        let new = blob("ssh-ed25519", b"new");
+        std::fs::write(
+            &path,
+            format!("198.18.0.8 ssh-ed25519 {}", B64.encode(&old)),
+        )
+        .expect("write");
+        append(&path, "198.18.0.9", 22, &new).expect("append");
+        let kh = KnownHosts::load(&path).expect("load");
+        assert_eq!(kh.check("198.18.0.8", 22, &old), Verdict::Known);
+        assert_eq!(kh.check("198.18.0.9", 22, &new), Verdict::Known);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

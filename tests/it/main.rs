@@ -5,3 +5,6 @@ mod support;
 
 mod cli_input;
 mod lab;
+
+mod realworld;
+mod rollout;
