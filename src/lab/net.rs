@@ -264,25 +264,35 @@ pub fn kill_all_in(netns: &[String], timeout: Duration) -> Result<usize> {
         .iter()
         .filter_map(|p| mnt_inode_of_pid(p))
         .collect();
-    let mut mounts: HashSet<u64> = HashSet::new();
+    let root_net = net_inode_of_pid(1);
     let deadline = Instant::now() + timeout;
     let mut killed = HashSet::new();
     loop {
         let mut pids: Vec<u32> = pids_in(&inodes).into_values().flatten().collect();
-        mounts.extend(
-            pids.iter()
-                .filter_map(|p| mnt_inode_of_pid(&p.to_string()))
-                .filter(|m| !spared.contains(m)),
-        );
+        // Mount namespaces of this scan only, never remembered across scans:
+        // once a host's processes are gone the kernel hands its namespace
+        // number to the next `unshare -m` (another lab booting a host right
+        // now), and killing by a remembered number would kill that host.
+        let mounts: HashSet<u64> = pids
+            .iter()
+            .filter_map(|p| mnt_inode_of_pid(&p.to_string()))
+            .filter(|m| !spared.contains(m))
+            .collect();
         if !mounts.is_empty() {
             let me = std::process::id();
             for name in list_dir("/proc") {
                 let Ok(pid) = name.parse::<u32>() else {
                     continue;
                 };
+                // Only a process in our namespaces or in the machine's network
+                // namespace (an `nsenter -m` that skipped the network one) can
+                // be ours; one in another lab's network namespace never is.
+                let net = net_inode_of_pid(pid);
+                let ours_by_net = net.is_some_and(|n| inodes.contains(&n)) || net == root_net;
                 if pid > 1
                     && pid != me
                     && !pids.contains(&pid)
+                    && ours_by_net
                     && mnt_inode_of_pid(&name).is_some_and(|m| mounts.contains(&m))
                 {
                     pids.push(pid);
