@@ -64,6 +64,7 @@ fn skipped(job: &Job) -> HostReport {
         job.plan.plays.clone(),
     );
     r.status = Status::Skipped;
+    r.error = Some("not started: the rollout stopped before this host (never contacted)".into());
     r
 }
 
