@@ -5,3 +5,5 @@ mod support;
 
 mod cli_input;
 mod lab;
+
+mod apply;
