@@ -7,3 +7,4 @@ mod cli_input;
 mod lab;
 
 mod apply;
+mod audit;
