@@ -668,11 +668,12 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     }
 }
 
-/// Guarantee 8: a host at an address where nothing answers and a host whose
-/// link is cut are `unreachable` (exit 3); the others still converge.
+/// Guarantee 8: a host at an address where nothing answers, a host whose
+/// link is cut and a host whose sshd is down are `unreachable` (exit 3);
+/// the others still converge.
 #[test]
 fn dead_addresses_are_unreachable_and_the_rest_converge() {
-    let lab = Lab::up(3);
+    let lab = Lab::up(4);
     let hosts = lab.hosts();
     let scratch = Scratch::new();
     // An address of this lab's subnet that no host uses.
@@ -685,6 +686,7 @@ fn dead_addresses_are_unreachable_and_the_rest_converge() {
     body.push_str(&format!("  ghost: {{address: {ghost}}}\n"));
     let inv = inventory_with(&lab, &scratch, &body);
     lab.cut_link("h002");
+    lab.stop_sshd("h004");
     let started = Instant::now();
     let out = run(
         "apply",
@@ -694,21 +696,23 @@ fn dead_addresses_are_unreachable_and_the_rest_converge() {
     );
     let took = started.elapsed();
     lab.restore_link("h002");
+    lab.start_sshd("h004");
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
     let want: BTreeMap<String, String> = [
         ("h001", "changed"),
         ("h002", "unreachable"),
         ("h003", "changed"),
+        ("h004", "unreachable"),
         ("ghost", "unreachable"),
     ]
     .into_iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(statuses(&v), want, "{v:#}");
-    assert_eq!(v["summary"]["unreachable"], 2, "{v:#}");
+    assert_eq!(v["summary"]["unreachable"], 3, "{v:#}");
     assert_eq!(v["summary"]["changed"], 2, "{v:#}");
-    for n in ["h002", "ghost"] {
+    for n in ["h002", "h004", "ghost"] {
         let r = host_report(&v, n);
         assert!(
             r["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -722,9 +726,11 @@ fn dead_addresses_are_unreachable_and_the_rest_converge() {
     for n in ["h001", "h003"] {
         assert_eq!(filter_table(&live(&lab, n, "iptables")), SEED_V4, "{n}");
     }
-    // The cut host was never touched.
-    assert!(is_kernel_default(&live(&lab, "h002", "iptables")));
-    assert_eq!(state_dir(&lab, "h002"), None);
+    // The cut and the sshd-less hosts were never touched.
+    for n in ["h002", "h004"] {
+        assert!(is_kernel_default(&live(&lab, n, "iptables")), "{n}");
+        assert_eq!(state_dir(&lab, n), None, "{n}");
+    }
 }
 
 /// Guarantee 6: a changed host key fails the host before any command runs:
@@ -952,4 +958,119 @@ fn hostile_values_execute_nothing() {
         !Path::new(&mark).exists(),
         "{mark} created on the controller"
     );
+}
+
+/// Guarantee 2: rules the host itself rejects (at `iptables-restore --test`,
+/// or only when really applied) fail the host and leave its rules exactly
+/// as they were: never half a ruleset, nothing persisted, no switch left.
+#[test]
+fn rules_the_host_rejects_fail_and_change_nothing() {
+    let lab = Lab::up(2);
+    let hosts = lab.hosts();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    let pre = run(
+        "apply",
+        &playbook("baseline.yml"),
+        &lab.inventory(),
+        &["--limit", "h001"],
+    );
+    assert_eq!(code(&pre), 0, "{}", show(&pre));
+    hand_rules(&lab, "h001");
+    let scratch = Scratch::new();
+    // Valid iptables-save syntax, but the host has no such match module (the
+    // test rejects it) / no such chain (nf_tables' --test lets it through,
+    // the real restore does not).
+    for (rule, step) in [
+        ("-A INPUT -m nosuchmatch -j ACCEPT", "test"),
+        (
+            "-A INPUT -p tcp -m tcp --dport 8443 -j NOSUCHCHAIN",
+            "apply",
+        ),
+    ] {
+        let book = scratch.write(
+            "rejected.yml",
+            &format!("- hosts: all\n  firewall:\n    allow: [ssh, http]\n    rules: [{rule:?}]\n"),
+        );
+        let before: Vec<HostState> = hosts
+            .iter()
+            .map(|h| host_state(&lab, &h.name, &h.personality))
+            .collect();
+        let out = run(
+            "apply",
+            &book.to_string_lossy(),
+            &lab.inventory(),
+            &["--format", "json"],
+        );
+        assert_eq!(code(&out), 3, "{rule}: {}", show(&out));
+        let v = report(&out);
+        assert_eq!(statuses(&v), all(&names, "failed"), "{rule}: {v:#}");
+        for (i, h) in hosts.iter().enumerate() {
+            let name = &h.name;
+            let r = host_report(&v, name);
+            assert_eq!(r["step"], step, "{rule}: {name}: {r:#}");
+            assert_eq!(r["persisted"], serde_json::json!([]), "{name}: {r:#}");
+            let after = host_state(&lab, name, &h.personality);
+            assert!(
+                same_rules(&after.v4, &before[i].v4) && same_rules(&after.v6, &before[i].v6),
+                "{rule}: {name}: rules changed:\nbefore: {:?}\nafter: {after:?}",
+                before[i]
+            );
+            assert_eq!(after.files, before[i].files, "{rule}: {name}: persisted");
+            // Backups at most (a fresh host fails the test before any).
+            let dir = after.state_dir.clone().unwrap_or_default();
+            assert!(
+                dir.iter().all(|f| f == "backup.v4" || f == "backup.v6"),
+                "{rule}: {name}: /var/lib/rampart holds {dir:?}"
+            );
+            let left = settle_processes(&lab, name, Duration::from_secs(5));
+            assert!(left.is_empty(), "{rule}: {name}: processes left: {left:?}");
+        }
+    }
+}
+
+/// Guarantee 1 with the network dropping mid-transaction: the link goes
+/// down once the lockout rules are in, so neither a fresh connection nor
+/// connection A answers; the switch restores the host, and once the link is
+/// back rampart proves it with a new connection: `rolled_back`.
+#[test]
+fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
+    let lab = Lab::up(1);
+    hand_rules(&lab, "h001");
+    let h = lab.host("h001");
+    let before = host_state(&lab, "h001", &h.personality);
+    let inv = lab.inventory();
+    let book = playbook("lockout.yml");
+    let started = Instant::now();
+    let apply = thread::spawn(move || run("apply", &book, &inv, &["--format", "json"]));
+    let applied = wait_until(Duration::from_secs(4), || {
+        live(&lab, "h001", "iptables") != before.v4
+    });
+    lab.cut_link("h001");
+    // Past the confirm attempt (2 s) and the restore attempt over A (2 s).
+    thread::sleep(
+        Duration::from_secs(5).saturating_sub(started.elapsed()) + Duration::from_secs(1),
+    );
+    lab.restore_link("h001");
+    let out = apply.join().expect("the apply thread");
+    assert!(applied, "the lockout rules never reached the host");
+    assert_eq!(code(&out), 3, "{}", show(&out));
+    let v = report(&out);
+    let r = host_report(&v, "h001");
+    assert_eq!(r["status"], "rolled_back", "{r:#}");
+    assert_eq!(r["persisted"], serde_json::json!([]), "{r:#}");
+    // Connection A was down too: only the switch could restore the rules.
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("dead-man switch") && e.contains("nothing persisted")),
+        "{r:#}"
+    );
+    let after = host_state(&lab, "h001", &h.personality);
+    assert_eq!(after.v4, before.v4, "iptables not restored");
+    assert_eq!(after.v6, before.v6, "ip6tables not restored");
+    assert_eq!(after.files, before.files, "persisted files");
+    let left = settle_processes(&lab, "h001", Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let ssh = lab.ssh("h001", "true");
+    assert!(ssh.status.success(), "{}", show(&ssh));
 }
