@@ -1074,3 +1074,82 @@ fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
     let ssh = lab.ssh("h001", "true");
     assert!(ssh.status.success(), "{}", show(&ssh));
 }
+
+/// Two applies on one host at the same moment (two operators, two CI jobs):
+/// one converges it, the other is refused as busy or finds it ok; never two
+/// armed switches, so no orphaned switch that would silently restore the
+/// old rules after a `changed` report.
+#[test]
+fn concurrent_applies_on_one_host_never_orphan_a_switch() {
+    let lab = Lab::up(1);
+    let inv = lab.inventory();
+    for round in 0..4 {
+        sh_in(
+            &lab,
+            "h001",
+            "iptables -F && iptables -P INPUT ACCEPT && ip6tables -F && ip6tables -P INPUT ACCEPT",
+        );
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let inv = inv.clone();
+                thread::spawn(move || {
+                    run(
+                        "apply",
+                        &playbook("baseline.yml"),
+                        &inv,
+                        &["--format", "json"],
+                    )
+                })
+            })
+            .collect();
+        let outs: Vec<Output> = runs
+            .into_iter()
+            .map(|t| t.join().expect("apply thread"))
+            .collect();
+        // Right after both ended, no switch may be armed any more.
+        let left = strays(&lab, "h001");
+        assert!(
+            !left
+                .iter()
+                .any(|p| p.contains("sleep") || p.contains("switch")),
+            "round {round}: a switch is still armed after both runs: {left:?}"
+        );
+        let mut st: Vec<String> = outs
+            .iter()
+            .map(|o| {
+                host_report(&report(o), "h001")["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        st.sort();
+        assert!(
+            st == ["changed", "failed"] || st == ["changed", "ok"],
+            "round {round}: {st:?}\n{}\n{}",
+            show(&outs[0]),
+            show(&outs[1])
+        );
+        for o in &outs {
+            let v = report(o);
+            let r = host_report(&v, "h001");
+            if r["status"] == "failed" {
+                assert!(
+                    r["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("another rampart transaction")),
+                    "round {round}: {r:#}"
+                );
+            }
+        }
+        assert_eq!(
+            filter_table(&live(&lab, "h001", "iptables")),
+            SEED_V4,
+            "round {round}"
+        );
+        assert_eq!(
+            state_dir(&lab, "h001"),
+            Some(vec!["backup.v4".to_string(), "backup.v6".to_string()])
+        );
+    }
+}
