@@ -1153,3 +1153,62 @@ fn concurrent_applies_on_one_host_never_orphan_a_switch() {
         );
     }
 }
+
+/// `become: true` converges through passwordless sudo; where sudo wants a
+/// password the host is `failed` with a clear message and nothing ran. A
+/// host that no play matches is never contacted.
+#[test]
+fn become_through_sudo_and_unmatched_hosts_left_alone() {
+    let lab = Lab::up(3);
+    let scratch = Scratch::new();
+    let [h1, h2, h3] = [lab.host("h001"), lab.host("h002"), lab.host("h003")];
+    let inv = inventory_with(
+        &lab,
+        &scratch,
+        &format!(
+            "  h001: {{address: {}, user: deploy, become: true}}\n  h002: {{address: {}, user: nopw, become: true}}\n  h003: {{address: {}}}\ngroups:\n  sudoers: [h001, h002]\n",
+            h1.address, h2.address, h3.address
+        ),
+    );
+    let book = scratch.write(
+        "sudoers.yml",
+        "- hosts: sudoers\n  firewall:\n    allow: [http, https, ssh]\n",
+    );
+    let logins = accepted_logins(&lab, "h003");
+    let out = run(
+        "apply",
+        &book.to_string_lossy(),
+        &inv,
+        &["--format", "json"],
+    );
+    assert_eq!(code(&out), 3, "{}", show(&out));
+    let v = report(&out);
+    let want: BTreeMap<String, String> = [("h001", "changed"), ("h002", "failed")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(statuses(&v), want, "h003 is in no play: {v:#}");
+    assert_eq!(filter_table(&live(&lab, "h001", "iptables")), SEED_V4);
+    let r = host_report(&v, "h002");
+    assert!(
+        r["error"].as_str().is_some_and(|e| e.contains("sudo")),
+        "{r:#}"
+    );
+    assert!(is_kernel_default(&live(&lab, "h002", "iptables")));
+    assert_eq!(
+        state_dir(&lab, "h002"),
+        None,
+        "a command ran as root on h002"
+    );
+    assert_eq!(accepted_logins(&lab, "h003"), logins, "h003 was contacted");
+    assert_eq!(state_dir(&lab, "h003"), None);
+    // Second run through sudo: ok.
+    let out = run(
+        "apply",
+        &book.to_string_lossy(),
+        &inv,
+        &["--format", "json", "--limit", "h001"],
+    );
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert_eq!(host_report(&report(&out), "h001")["status"], "ok");
+}
