@@ -235,10 +235,10 @@ fn hosts_are_isolated_from_each_other_and_from_the_machine() {
     };
     assert!(on("h001"), "{:?}", lab.host_processes("h001"));
     assert!(!on("h002"));
-    assert!(lab
-        .host_processes("h001")
-        .iter()
-        .any(|p| p.cmdline.contains("sshd")));
+    let sshd = lab.sshd_pid("h001").expect("sshd runs");
+    assert!(lab.host_processes("h001").iter().any(|p| p.pid == sshd));
+    let scratch = lab.scratch("notes.txt");
+    fs::write(&scratch, "a test's own file").expect("write a scratch file");
 }
 
 #[test]

@@ -164,9 +164,8 @@ pub fn reap_stale_labs() -> Vec<PathBuf> {
     for dir in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
         match LabState::load(&dir) {
             Ok(Some(state)) if !state.creator.is_alive() => {
-                let out = rampart(&["lab", "down", "--dir", &dir.to_string_lossy()]);
+                let out = teardown(&dir);
                 if out.status.success() {
-                    let _ = std::fs::remove_dir_all(&dir);
                     reaped.push(dir);
                 } else {
                     eprintln!("cannot reap stale lab {}: {}", dir.display(), show(&out));
@@ -210,9 +209,13 @@ impl Lab {
     /// `rampart lab down` now, returning its output; Drop then does nothing.
     pub fn down(mut self) -> Output {
         self.armed = false;
-        let out = rampart(&["lab", "down", "--dir", &self.dir.to_string_lossy()]);
-        let _ = std::fs::remove_dir(&self.dir);
-        out
+        teardown(&self.dir)
+    }
+
+    /// A path in the lab dir for a test's own files (inventories,
+    /// playbooks, known_hosts variants); removed with the lab.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     /// Forget the lab without removing it (as a crashed test would); returns its dir.
@@ -337,6 +340,11 @@ impl Lab {
         host::change_host_key(&self.state(), host).expect("change the host's key");
     }
 
+    /// The host's sshd listener (to tell it from what a test looks for).
+    pub fn sshd_pid(&self, host: &str) -> Option<u32> {
+        host::sshd_pid(&self.state(), host).expect("look up the host's sshd")
+    }
+
     /// Every process in the host except the lab's keeper (its stand-in for
     /// init): sshd and whatever rampart or a test left running there.
     pub fn host_processes(&self, host: &str) -> Vec<HostProcess> {
@@ -348,12 +356,22 @@ impl Lab {
     }
 }
 
+/// `rampart lab down`, then remove what tests put in the dir ([`Lab::scratch`]).
+/// Only after a successful down: before it, the dir may hold mounts.
+fn teardown(dir: &Path) -> Output {
+    let out = rampart(&["lab", "down", "--dir", &dir.to_string_lossy()]);
+    if out.status.success() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    out
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
-        let out = rampart(&["lab", "down", "--dir", &self.dir.to_string_lossy()]);
+        let out = teardown(&self.dir);
         if !out.status.success() {
             // No panic in drop (the test may be unwinding already): say it loudly.
             eprintln!(
@@ -362,6 +380,5 @@ impl Drop for Lab {
                 show(&out)
             );
         }
-        let _ = std::fs::remove_dir(&self.dir);
     }
 }
