@@ -469,7 +469,7 @@ fn audit_json_and_junit_reports() {
     let inv = lab.inventory();
     let out = run("apply", &book, &inv, &["--limit", "h001"]);
     assert_eq!(code(&out), 0, "{}", show(&out));
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(&lab);
     let junit = scratch.path().join("audit.xml");
     lab.cut_link("h003");
     let out = run(
@@ -612,7 +612,7 @@ fn no_escape_codes_off_a_terminal_or_with_no_color() {
         eprintln!("script(1) not installed: terminal half skipped");
         return;
     }
-    let scratch = Scratch::new();
+    let scratch = Scratch::new(&lab);
     let line = format!(
         "{} audit {} -i {} {} 2>{}",
         env!("CARGO_BIN_EXE_rampart"),
