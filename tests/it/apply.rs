@@ -943,8 +943,19 @@ fn hostile_values_execute_nothing() {
         );
         assert_eq!(stdout(&out), "", "{h}: something ran: {}", show(&out));
     }
-    // A hostile user name is refused before any host is contacted.
+    // A persist path with spaces is refused before any host is contacted.
     let logins = accepted_logins(&lab, "h001");
+    let spaced = scratch.write(
+        "spaced.yml",
+        &format!(
+            "- hosts: all\n  firewall:\n    allow: [ssh]\n    persist: {{ipv4: {}, ipv6: /etc/rp6}}\n",
+            q(&format!("/etc/x; touch {mark}"))
+        ),
+    );
+    let out = run("apply", &spaced.to_string_lossy(), &lab.inventory(), &[]);
+    assert_eq!(code(&out), 1, "{}", show(&out));
+    assert_eq!(accepted_logins(&lab, "h001"), logins);
+    // A hostile user name is refused before any host is contacted.
     let inv = inventory_with(
         &lab,
         &scratch,
