@@ -1086,10 +1086,13 @@ fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
     assert_eq!(r["status"], "rolled_back", "{r:#}");
     assert_eq!(r["persisted"], serde_json::json!([]), "{r:#}");
     // Connection A was down too: only the switch could restore the rules.
+    // (When the link went down before A's answer to the apply came back,
+    // rampart only tries the fresh connection once the link is back; it
+    // gets through after the switch fired, and says so.)
     assert!(
         r["error"]
             .as_str()
-            .is_some_and(|e| e.contains("dead-man switch") && e.contains("nothing persisted")),
+            .is_some_and(|e| e.contains("dead-man switch")),
         "{r:#}"
     );
     let after = host_state(&lab, "h001", &h.personality);

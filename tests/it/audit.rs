@@ -13,8 +13,12 @@ use crate::apply::{
 use crate::support::{run_bounded, show, stdout, Lab, RAMPART_TIMEOUT};
 
 /// Everything rampart could touch on a host: both rule sets, every file
-/// (mode, size, mtime) in the host's own /etc /var /run /tmp (and /root
-/// near the top: below that it is the machine's toolchains), its processes.
+/// (type, mode, size, mtime) the host has of its own, and its processes.
+/// The host's /run and /tmp are its own tmpfs: listed from inside. Its
+/// /etc, /var and /root are overlays on the machine's, whose files change
+/// under them (builds, logs, other tests): what the host wrote there, and
+/// only that, is in the overlay's upper dir, listed from the machine (a
+/// deleted file leaves a whiteout there, a changed one a copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Snapshot {
     v4: String,
@@ -24,21 +28,35 @@ struct Snapshot {
     processes: Vec<String>,
 }
 
+fn parse_listing(listing: &str, prefix: &str, files: &mut BTreeMap<String, String>) {
+    for (p, m) in listing.lines().filter_map(|l| l.split_once('\t')) {
+        files.insert(format!("{prefix}{p}"), m.to_string());
+    }
+}
+
 fn snapshot(lab: &Lab, host: &str) -> Snapshot {
     let left = settle_processes(lab, host, Duration::from_secs(5));
     assert!(left.is_empty(), "{host}: processes besides sshd: {left:?}");
     let (v4, v6) = live_both(lab, host);
-    let listing = sh_in(
+    let mut files = BTreeMap::new();
+    let private = sh_in(
         lab,
         host,
-        "find /etc /var /run /tmp -printf '%p\\t%y %m %s %T@\\n' 2>/dev/null; \
-         find /root -maxdepth 3 -printf '%p\\t%y %m %s %T@\\n' 2>/dev/null; true",
+        "find /run /tmp -printf '%p\\t%y %m %s %T@\\n' 2>/dev/null; true",
     );
-    let files = listing
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(p, m)| (p.to_string(), m.to_string()))
-        .collect();
+    parse_listing(&private, "", &mut files);
+    let paths = lab.state().paths().host(host);
+    for which in ["etc", "var", "root"] {
+        let upper = paths.upper(which);
+        let out = run_bounded(
+            Command::new("find")
+                .arg(&upper)
+                .args(["-printf", "%P\t%y %m %s %T@\n"]),
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{}: {}", upper.display(), show(&out));
+        parse_listing(&stdout(&out), &format!("/{which}/"), &mut files);
+    }
     let mut processes: Vec<String> = lab
         .host_processes(host)
         .into_iter()
