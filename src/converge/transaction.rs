@@ -579,6 +579,12 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
     let d = STATE_DIR;
     let mut s = String::from(PROLOGUE);
     s.push_str(&format!("mkdir -p {d} && chmod 700 {d} || {{ sec result; echo test_failed; sec detail; echo cannot create {d}; exit 0; }}\n"));
+    // From the busy check to the armed switch, hold a lock on the state dir
+    // (where flock exists): two transactions checking at the same moment would
+    // both see no switch, and the second would orphan the first's switch.
+    s.push_str(&format!(
+        "exec 9<{d}; if command -v flock >/dev/null 2>&1 && ! flock -w 10 9; then sec result; echo busy; sec detail; echo cannot lock {d}; exit 0; fi\n"
+    ));
     // Refuse to run beside another transaction (its switch is still armed).
     s.push_str(&format!(
         "if [ -f {d}/switch.pid ] && kill -0 \"$(cat {d}/switch.pid)\" 2>/dev/null; then sec result; echo busy; sec detail; echo switch pid $(cat {d}/switch.pid); exit 0; fi\n"
@@ -612,9 +618,10 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
     let secs = confirm_timeout.as_secs();
     s.push_str(&format!(
         "rm -f {d}/switch.fired {d}/switch.pid\n\
-         setsid sh -c 'echo $$ > {d}/switch.pid; sleep {secs}; {restore}rm -f {d}/switch.pid {d}/desired.v4 {d}/desired.v6; echo fired > {d}/switch.fired' </dev/null >/dev/null 2>&1 &\n\
+         setsid sh -c 'echo $$ > {d}/switch.pid; sleep {secs}; {restore}rm -f {d}/switch.pid {d}/desired.v4 {d}/desired.v6; echo fired > {d}/switch.fired' </dev/null >/dev/null 2>&1 9<&- &\n\
          i=0; while [ ! -s {d}/switch.pid ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.01 2>/dev/null || sleep 1; done\n\
-         if [ ! -s {d}/switch.pid ]; then rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo the dead-man switch did not start; exit 0; fi\n"
+         if [ ! -s {d}/switch.pid ]; then rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo the dead-man switch did not start; exit 0; fi\n\
+         exec 9<&-\n"
     ));
     // Step 6: apply, one atomic iptables-restore per family.
     s.push_str("applied=yes\n");

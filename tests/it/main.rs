@@ -6,5 +6,7 @@ mod support;
 mod cli_input;
 mod lab;
 
+mod apply;
+mod audit;
 mod realworld;
 mod rollout;
