@@ -67,6 +67,7 @@ pub fn run(connector: &dyn Connector, job: &Job, progress: &(dyn Fn(Step) + Sync
         job,
         progress,
         rep: &mut rep,
+        token: new_token(),
     }
     .go();
     if let Err((status, step, msg)) = result {
@@ -85,6 +86,25 @@ struct Txn<'a> {
     job: &'a Job,
     progress: &'a (dyn Fn(Step) + Sync),
     rep: &'a mut HostReport,
+    /// Names this transaction's uploaded files on the host, so that a
+    /// concurrent run's cleanup never removes them.
+    token: String,
+}
+
+/// A token unique to this transaction: process id, time, and a counter.
+fn new_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}{:08x}{:x}",
+        std::process::id(),
+        nanos,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn connect_fail(step: Step, e: &ConnectError) -> Fail {
@@ -274,7 +294,7 @@ impl Txn<'_> {
     fn apply(&mut self, mut a: Box<dyn Connection>, states: &[FamilyState]) -> Result<(), Fail> {
         let job = self.job;
         self.step(Step::Test);
-        let script = apply_script(states, job.confirm_timeout);
+        let script = apply_script(states, job.confirm_timeout, &self.token);
         let armed_at = Instant::now();
         let out = a
             .run(&script)
@@ -349,7 +369,7 @@ impl Txn<'_> {
             self.rep.status = Status::RolledBack;
             self.rep.step = Some(Step::Confirm);
             self.rep.error = Some(format!(
-                "the dead-man switch fired before the confirmation finished: previous rules are back (raise --confirm-timeout above {}s)",
+                "the dead-man switch fired before a fresh connection could confirm the rules (the host was unreachable or too slow for --confirm-timeout {}s): previous rules are back, nothing persisted",
                 self.job.confirm_timeout.as_secs()
             ));
             return Ok(());
@@ -397,7 +417,7 @@ impl Txn<'_> {
         self.rep.listing = Some(listing);
         if !mismatch.is_empty() {
             let restored = b
-                .run(&restore_script(states))
+                .run(&restore_script(states, &self.token))
                 .map(|o| o.stdout.contains("restored"))
                 .unwrap_or(false);
             let note = if restored {
@@ -443,7 +463,7 @@ impl Txn<'_> {
                 tag = tag(st.family)
             ));
         }
-        script.push_str(&cleanup_snippet());
+        script.push_str(&cleanup_snippet(&self.token));
         let out = conn.run(&script).map_err(|e| {
             (
                 Status::Failed,
@@ -484,7 +504,7 @@ impl Txn<'_> {
         // A may be cut too: do not wait on it longer than on a new connection.
         a.set_timeout(job.connect_timeout);
         let restored_over_a = a
-            .run(&restore_script(states))
+            .run(&restore_script(states, &self.token))
             .map(|o| o.stdout.contains("restored"))
             .unwrap_or(false);
         drop(a);
@@ -504,7 +524,7 @@ impl Txn<'_> {
         while Instant::now() < deadline {
             match self.connector.connect(&job.target) {
                 Ok(mut c) => {
-                    let _ = c.run(&format!("{PROLOGUE}{}", cleanup_snippet()));
+                    let _ = c.run(&format!("{PROLOGUE}{}", cleanup_snippet(&self.token)));
                     self.rep.status = Status::RolledBack;
                     self.rep.step = Some(Step::Confirm);
                     self.rep.error = Some(format!(
@@ -561,9 +581,9 @@ fn render_diff(states: &[FamilyState]) -> String {
 }
 
 /// Removes the uploaded rules and the switch's leftovers; keeps backups.
-fn cleanup_snippet() -> String {
+fn cleanup_snippet(tok: &str) -> String {
     format!(
-        "rm -f -- {d}/desired.v4 {d}/desired.v6 {d}/switch.fired\n",
+        "rm -f -- {d}/desired.{tok}.v4 {d}/desired.{tok}.v6 {d}/switch.fired\n",
         d = STATE_DIR
     )
 }
@@ -575,7 +595,7 @@ const EMPTY_FILTER: &str =
     "*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n";
 
 /// Upload, test, back up, arm, apply: one round trip.
-fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
+fn apply_script(states: &[FamilyState], confirm_timeout: Duration, tok: &str) -> String {
     let d = STATE_DIR;
     let mut s = String::from(PROLOGUE);
     s.push_str(&format!("mkdir -p {d} && chmod 700 {d} || {{ sec result; echo test_failed; sec detail; echo cannot create {d}; exit 0; }}\n"));
@@ -593,7 +613,7 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         let t = tag(st.family);
         heredoc_to_file(
             &mut s,
-            &format!("{d}/desired.{t}"),
+            &format!("{d}/desired.{tok}.{t}"),
             &firewall::render(&st.desired),
         );
     }
@@ -602,7 +622,7 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         let t = tag(st.family);
         let cmd = st.family.cmd();
         s.push_str(&format!(
-            "if ! err=$({cmd}-restore --test < {d}/desired.{t} 2>&1); then rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo \"{cmd}: $err\"; exit 0; fi\n"
+            "if ! err=$({cmd}-restore --test < {d}/desired.{tok}.{t} 2>&1); then rm -f {d}/desired.{tok}.v4 {d}/desired.{tok}.v6; sec result; echo test_failed; sec detail; echo \"{cmd}: $err\"; exit 0; fi\n"
         ));
     }
     // Step 5: back up the live rules as they are now, then arm the switch.
@@ -611,16 +631,16 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         let t = tag(st.family);
         let cmd = st.family.cmd();
         s.push_str(&format!(
-            "{cmd}-save > {d}/backup.{t}.tmp && {{ grep -q '^\\*filter' {d}/backup.{t}.tmp || printf '{EMPTY_FILTER}' >> {d}/backup.{t}.tmp; }} && mv -f {d}/backup.{t}.tmp {d}/backup.{t} || {{ rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo cannot back up {cmd} rules; exit 0; }}\n"
+            "{cmd}-save > {d}/backup.{t}.tmp && {{ grep -q '^\\*filter' {d}/backup.{t}.tmp || printf '{EMPTY_FILTER}' >> {d}/backup.{t}.tmp; }} && mv -f {d}/backup.{t}.tmp {d}/backup.{t} || {{ rm -f {d}/desired.{tok}.v4 {d}/desired.{tok}.v6; sec result; echo test_failed; sec detail; echo cannot back up {cmd} rules; exit 0; }}\n"
         ));
         restore.push_str(&format!("{cmd}-restore < {d}/backup.{t}; "));
     }
     let secs = confirm_timeout.as_secs();
     s.push_str(&format!(
         "rm -f {d}/switch.fired {d}/switch.pid\n\
-         setsid sh -c 'echo $$ > {d}/switch.pid; sleep {secs}; {restore}rm -f {d}/switch.pid {d}/desired.v4 {d}/desired.v6; echo fired > {d}/switch.fired' </dev/null >/dev/null 2>&1 9<&- &\n\
+         setsid sh -c 'echo $$ > {d}/switch.pid; sleep {secs}; {restore}rm -f {d}/switch.pid {d}/desired.{tok}.v4 {d}/desired.{tok}.v6; echo fired > {d}/switch.fired' </dev/null >/dev/null 2>&1 9<&- &\n\
          i=0; while [ ! -s {d}/switch.pid ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.01 2>/dev/null || sleep 1; done\n\
-         if [ ! -s {d}/switch.pid ]; then rm -f {d}/desired.v4 {d}/desired.v6; sec result; echo test_failed; sec detail; echo the dead-man switch did not start; exit 0; fi\n\
+         if [ ! -s {d}/switch.pid ]; then rm -f {d}/desired.{tok}.v4 {d}/desired.{tok}.v6; sec result; echo test_failed; sec detail; echo the dead-man switch did not start; exit 0; fi\n\
          exec 9<&-\n"
     ));
     // Step 6: apply, one atomic iptables-restore per family.
@@ -629,11 +649,11 @@ fn apply_script(states: &[FamilyState], confirm_timeout: Duration) -> String {
         let t = tag(st.family);
         let cmd = st.family.cmd();
         s.push_str(&format!(
-            "if [ \"$applied\" = yes ] && ! err=$({cmd}-restore < {d}/desired.{t} 2>&1); then applied=\"{cmd}: $err\"; fi\n"
+            "if [ \"$applied\" = yes ] && ! err=$({cmd}-restore < {d}/desired.{tok}.{t} 2>&1); then applied=\"{cmd}: $err\"; fi\n"
         ));
     }
     s.push_str(&format!(
-        "if [ \"$applied\" != yes ]; then {restore}kill -s TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid {d}/desired.v4 {d}/desired.v6; sec result; echo apply_failed; sec detail; echo \"$applied\"; exit 0; fi\n\
+        "if [ \"$applied\" != yes ]; then {restore}kill -s TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid {d}/desired.{tok}.v4 {d}/desired.{tok}.v6; sec result; echo apply_failed; sec detail; echo \"$applied\"; exit 0; fi\n\
          sec result; echo applied\n"
     ));
     s
@@ -656,7 +676,7 @@ fn verify_script(states: &[FamilyState]) -> String {
 }
 
 /// Restore the backups of the given families and disarm.
-fn restore_script(states: &[FamilyState]) -> String {
+fn restore_script(states: &[FamilyState], tok: &str) -> String {
     let d = STATE_DIR;
     let mut s = String::from(PROLOGUE);
     s.push_str("ok=yes\n");
@@ -668,7 +688,7 @@ fn restore_script(states: &[FamilyState]) -> String {
     s.push_str(&format!(
         "if [ -s {d}/switch.pid ]; then kill -s TERM -- -\"$(cat {d}/switch.pid)\" 2>/dev/null; rm -f {d}/switch.pid; fi\n{}\
          [ $ok = yes ] && echo restored\n",
-        cleanup_snippet()
+        cleanup_snippet(tok)
     ));
     s
 }

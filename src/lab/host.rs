@@ -242,6 +242,9 @@ fn boot_loaders(p: Personality, etc: &Path) -> Result<()> {
         Personality::Centos6 => {
             write(&etc.join("init.d/iptables"), INIT_SCRIPT, 0o755)?;
             write(&etc.join("rc3.d/S08iptables"), INIT_SCRIPT, 0o755)?;
+            // CentOS 6 ships (and enables) ip6tables' init script as well.
+            write(&etc.join("init.d/ip6tables"), INIT_SCRIPT, 0o755)?;
+            write(&etc.join("rc3.d/S08ip6tables"), INIT_SCRIPT, 0o755)?;
         }
         Personality::Rocky9 => {
             let wants = etc.join("systemd/system/multi-user.target.wants");
