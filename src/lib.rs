@@ -14,6 +14,7 @@ pub mod cli;
 pub mod converge;
 pub mod error;
 pub mod firewall;
+pub mod glob;
 pub mod inventory;
 pub mod lab;
 pub mod playbook;

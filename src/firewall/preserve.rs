@@ -14,33 +14,8 @@
 
 use super::model::{Chain, Rule, Ruleset, Table};
 
-/// Shell-style glob on chain names: `*` any run of characters, `?` one.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    // Iterative matcher with single-star backtracking (linear-ish, no recursion).
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
+/// Glob on chain names (`*`, `?`, `[set]`), the same matcher as host patterns.
+pub use crate::glob::matches as glob_match;
 
 /// The live user chains to keep: those matching a pattern, plus every user
 /// chain a kept chain jumps to (so a kept chain never points at nothing).

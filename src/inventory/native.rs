@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::Deserialize;
 
-use super::pattern::{check_glob, glob_match, is_glob};
+use super::pattern::{check_glob, is_glob};
 use super::yaml::{self, Seg};
 use super::{
     base_dir, check_address, check_group_name, check_host_name, check_user, resolve_path, Host,
 };
 use crate::error::InputError;
+use crate::glob::matches as glob_match;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

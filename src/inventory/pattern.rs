@@ -98,7 +98,9 @@ impl Atom {
         match self {
             Atom::All => true,
             Atom::Name(n) => n == name || groups.iter().any(|g| g == n),
-            Atom::Glob(g) => glob_match(g, name) || groups.iter().any(|x| glob_match(g, x)),
+            Atom::Glob(g) => {
+                crate::glob::matches(g, name) || groups.iter().any(|x| crate::glob::matches(g, x))
+            }
         }
     }
 }
@@ -137,79 +139,6 @@ pub(crate) fn check_glob(g: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Shell-style glob match: `*`, `?`, `[set]`, `[a-z]`, `[!set]`; no escapes.
-pub(crate) fn glob_match(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    glob_at(&p, &t)
-}
-
-fn glob_at(p: &[char], t: &[char]) -> bool {
-    // Iterative with one backtrack point for `*`: linear in practice.
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        let step = match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-                continue;
-            }
-            Some('?') => Some(pi + 1),
-            Some('[') => class_match(p, pi, t[ti]),
-            Some(&c) if c == t[ti] => Some(pi + 1),
-            _ => None,
-        };
-        match step {
-            Some(next) => {
-                pi = next;
-                ti += 1;
-            }
-            None => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// Match `c` against the class starting at `p[start] == '['`; on a match,
-/// the index just after the closing `]`. An unclosed `[` is a literal.
-fn class_match(p: &[char], start: usize, c: char) -> Option<usize> {
-    let mut i = start + 1;
-    let negate = p.get(i) == Some(&'!');
-    if negate {
-        i += 1;
-    }
-    let mut hit = false;
-    let mut first = true;
-    loop {
-        let a = *p.get(i)?;
-        if a == ']' && !first {
-            break;
-        }
-        first = false;
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|b| *b != ']') {
-            let b = p[i + 2];
-            if a <= c && c <= b {
-                hit = true;
-            }
-            i += 3;
-        } else {
-            if a == c {
-                hit = true;
-            }
-            i += 1;
-        }
-    }
-    (hit != negate).then_some(i + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,17 +149,17 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("web*", "web1"));
-        assert!(glob_match("web*", "web"));
-        assert!(!glob_match("web*", "mx1"));
-        assert!(glob_match("w?b[0-9]", "wab7"));
-        assert!(!glob_match("w?b[0-9]", "wabx"));
-        assert!(glob_match("[!m]*", "web"));
-        assert!(!glob_match("[!m]*", "mx"));
-        assert!(glob_match("*x*y", "axbxxy"));
-        assert!(glob_match("DOCKER*", "DOCKER-USER"));
-        assert!(glob_match("f2b-*", "f2b-sshd"));
-        assert!(!glob_match("f2b-*", "f2b"));
+        assert!(crate::glob::matches("web*", "web1"));
+        assert!(crate::glob::matches("web*", "web"));
+        assert!(!crate::glob::matches("web*", "mx1"));
+        assert!(crate::glob::matches("w?b[0-9]", "wab7"));
+        assert!(!crate::glob::matches("w?b[0-9]", "wabx"));
+        assert!(crate::glob::matches("[!m]*", "web"));
+        assert!(!crate::glob::matches("[!m]*", "mx"));
+        assert!(crate::glob::matches("*x*y", "axbxxy"));
+        assert!(crate::glob::matches("DOCKER*", "DOCKER-USER"));
+        assert!(crate::glob::matches("f2b-*", "f2b-sshd"));
+        assert!(!crate::glob::matches("f2b-*", "f2b"));
         assert!(check_glob("web[1-").is_err());
         assert!(check_glob("web[]]").is_ok());
     }

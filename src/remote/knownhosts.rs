@@ -173,32 +173,10 @@ fn hashed_match(rest: &str, name: &str) -> bool {
     mac.verify_slice(&hash).is_ok()
 }
 
-/// OpenSSH-style wildcard match (`*`, `?`), case-insensitive like host names.
+/// OpenSSH-style wildcard match (`*`, `?`; `[` is literal, as in
+/// `[host]:port`), case-insensitive like host names.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
-    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    crate::glob::matches_simple(&pattern.to_ascii_lowercase(), &text.to_ascii_lowercase())
 }
 
 /// The key type named inside an SSH wire-format public key blob.

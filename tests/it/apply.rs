@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{rampart, show, stdout, Lab};
+use crate::support::{rampart, show, stdout, Lab, SEED_V4};
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -24,21 +24,6 @@ use crate::support::{rampart, show, stdout, Lab};
 pub(crate) const FAST: [&str; 4] = ["--connect-timeout", "2", "--confirm-timeout", "10"];
 
 /// The seed's /etc/sysconfig/iptables (SPEC §1), counters zeroed, no comments.
-pub(crate) const SEED_V4: &str = "*filter
-:INPUT DROP [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
--A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
--A INPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,PSH,ACK,URG NONE -j DROP
--A INPUT -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m state --state NEW -j DROP
--A INPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,PSH,ACK,URG FIN,SYN,RST,PSH,ACK,URG -j DROP
--A INPUT -i lo -j ACCEPT
--A INPUT -p icmp -j ACCEPT
--A INPUT -p tcp -m tcp --dport 80 -j ACCEPT
--A INPUT -p tcp -m tcp --dport 443 -j ACCEPT
--A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
-COMMIT
-";
 
 /// The IPv6 twin of the seed: ipv6-icmp instead of icmp (SPEC §1).
 pub(crate) fn seed_v6() -> String {
