@@ -23,8 +23,6 @@ use crate::support::{rampart, show, stdout, Lab, SEED_V4};
 /// Short timeouts keep the tests quick (confirm >= 2 x connect + 5).
 pub(crate) const FAST: [&str; 4] = ["--connect-timeout", "2", "--confirm-timeout", "10"];
 
-/// The seed's /etc/sysconfig/iptables (SPEC §1), counters zeroed, no comments.
-
 /// The IPv6 twin of the seed: ipv6-icmp instead of icmp (SPEC §1).
 pub(crate) fn seed_v6() -> String {
     SEED_V4.replace("-p icmp -j", "-p ipv6-icmp -j")
