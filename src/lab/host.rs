@@ -92,7 +92,7 @@ pub struct Common {
 
 impl Common {
     /// Read the machine's account files and add the lab users to them.
-    pub fn new(client_pub: String) -> Result<Common> {
+    pub fn new(client_pub: String, root_hash: &str) -> Result<Common> {
         let read =
             |p: &str| fs::read_to_string(p).map_err(|e| Error::io(format!("cannot read {p}"), e));
         let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
@@ -119,14 +119,15 @@ impl Common {
                 .collect()
         };
         let (mut passwd, mut group) = (without(&passwd), without(&group));
-        // sshd without PAM refuses every login to an account whose password
-        // is locked ("!..."), keys included: root must be able to log in.
+        // Root gets the lab's own random password (never the machine's hash):
+        // a fresh VPS's root password, for password_env. It also unlocks the
+        // account, which sshd without PAM requires even for key logins.
         let mut shadow: String = without(&shadow)
             .lines()
             .map(|l| {
                 let mut f: Vec<&str> = l.split(':').collect();
-                if f.len() > 1 && f[0] == "root" && f[1].starts_with('!') {
-                    f[1] = "*";
+                if f.len() > 1 && f[0] == "root" {
+                    f[1] = root_hash;
                 }
                 format!("{}\n", f.join(":"))
             })
@@ -367,9 +368,9 @@ fn sshd_config(paths: &HostPaths, address: Ipv4Addr) -> String {
          HostKey {key}\n\
          PidFile {pid}\n\
          AuthorizedKeysFile {auth}\n\
-         PermitRootLogin prohibit-password\n\
+         PermitRootLogin yes\n\
          PubkeyAuthentication yes\n\
-         PasswordAuthentication no\n\
+         PasswordAuthentication yes\n\
          KbdInteractiveAuthentication no\n\
          UsePAM no\n\
          StrictModes no\n\

@@ -262,7 +262,8 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     host::keygen(tools, &paths.identity(), "rampart-lab")?;
     let client_pub = fs::read_to_string(paths.identity_pub())
         .map_err(|e| Error::io("cannot read the lab's client key", e))?;
-    let common = host::Common::new(client_pub)?;
+    let root_hash = root_password(tools, &paths)?;
+    let common = host::Common::new(client_pub, &root_hash)?;
     trace("client key");
 
     // The machine side in one `ip` process: bridge, namespaces, veths.
@@ -529,6 +530,40 @@ fn down_with(tools: &sys::Tools, dir: &Path) -> Result<DownSummary> {
     } else {
         Err(Error::Lab(errors.join("\n")))
     }
+}
+
+/// Make the lab's random root password, write it to `D/root_password`
+/// (0600) and return its SHA-512 crypt hash for the hosts' /etc/shadow. The
+/// password goes to `openssl passwd` on stdin, never on a command line.
+fn root_password(tools: &sys::Tools, paths: &LabPaths) -> Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut raw = [0u8; 18];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
+    let password: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let path = paths.root_password();
+    let _ = fs::remove_file(&path);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{password}\n").as_bytes()))
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    let out = sys::run_ok(
+        std::process::Command::new(&tools.openssl).args(["passwd", "-6", "-stdin"]),
+        Some(format!("{password}\n").as_bytes()),
+        Duration::from_secs(10),
+    )?;
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !hash.starts_with("$6$") {
+        return Err(Error::Lab(format!(
+            "openssl passwd gave no SHA-512 crypt hash: {hash:?}"
+        )));
+    }
+    Ok(hash)
 }
 
 /// Source name of the tmpfs on `D/hosts`; hosts recognize other labs' by it.

@@ -199,6 +199,12 @@ impl LabPaths {
     pub fn inventory(&self) -> PathBuf {
         self.dir.join("inventory.yml")
     }
+    /// Root's password on every host (random per lab, mode 0600): fresh
+    /// VPSes often ship with one, and rampart's `password_env` needs a
+    /// real sshd to be tested against.
+    pub fn root_password(&self) -> PathBuf {
+        self.dir.join("root_password")
+    }
     pub fn hosts_dir(&self) -> PathBuf {
         self.dir.join("hosts")
     }
@@ -216,6 +222,7 @@ impl LabPaths {
             self.known_hosts(),
             self.identity(),
             self.identity_pub(),
+            self.root_password(),
             self.dir.join(".state.json.tmp"),
             self.state(),
         ]

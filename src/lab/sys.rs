@@ -30,6 +30,7 @@ pub struct Tools {
     pub bash: PathBuf,
     pub mount: PathBuf,
     pub umount: PathBuf,
+    pub openssl: PathBuf,
 }
 
 /// (program, Debian package that ships it, needed by `lab down` too).
@@ -48,6 +49,7 @@ const REQUIRED: &[(&str, &str, bool)] = &[
     ("umount", "mount", true),
     ("mknod", "coreutils", false),
     ("bash", "bash", false),
+    ("openssl", "openssl", false),
 ];
 
 /// Find `name` in [`PATH`] (not the caller's PATH: see there).
@@ -97,7 +99,8 @@ pub fn preflight(for_down: bool) -> Result<Tools> {
             unshare: ip.clone(),
             nsenter: ip.clone(),
             bash: ip.clone(),
-            mount: ip,
+            mount: ip.clone(),
+            openssl: ip,
             umount: get("umount")?,
         });
     }
@@ -111,6 +114,7 @@ pub fn preflight(for_down: bool) -> Result<Tools> {
         bash: get("bash")?,
         mount: get("mount")?,
         umount: get("umount")?,
+        openssl: get("openssl")?,
     })
 }
 

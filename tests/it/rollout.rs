@@ -810,3 +810,67 @@ fn accepting_a_new_key_keeps_a_hand_edited_known_hosts_intact() {
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert!(statuses(&report(&out)).values().all(|s| s == "ok"));
 }
+
+/// A fresh VPS reached with its root password (SPEC §2 `password_env`):
+/// no key anywhere (HOME without .ssh, no agent), the password read from
+/// the named variable; a wrong one is `unreachable` with nothing run; an
+/// unset one stops the run before any host is contacted (exit 1).
+#[test]
+fn password_from_the_environment_logs_in_to_a_fresh_vps() {
+    let lab = Lab::up(2);
+    let scratch = Scratch::new();
+    let home = scratch.path().join("home");
+    fs::create_dir_all(&home).expect("empty home");
+    let password =
+        fs::read_to_string(lab.dir().join("root_password")).expect("the lab's root password");
+    let y = format!(
+        "defaults:\n  known_hosts: {}\n  password_env: RAMPART_TEST_ROOT_PW\nhosts:\n\
+         \x20 h001: {{address: {}}}\n",
+        q(&lab.known_hosts()),
+        lab.host("h001").address,
+    );
+    let inv = scratch.write("inv.yml", &y);
+    let playbook = repo("playbooks/baseline.yml");
+    let run = |pw: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
+        cmd.args(["apply", s(&playbook), "-i", s(&inv), "--format", "json"])
+            .args(QUICK)
+            .env("HOME", &home)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("RAMPART_TEST_ROOT_PW");
+        if let Some(pw) = pw {
+            cmd.env("RAMPART_TEST_ROOT_PW", pw);
+        }
+        run_bounded(&mut cmd, RAMPART_TIMEOUT)
+    };
+    let log_before = sshd_log(&lab, "h001");
+
+    let out = run(None);
+    assert_eq!(code(&out), 1, "{}", show(&out));
+    assert!(
+        show(&out).contains("RAMPART_TEST_ROOT_PW"),
+        "{}",
+        show(&out)
+    );
+    assert_never_contacted(&lab, "h001", &log_before);
+
+    let out = run(Some("not-the-password"));
+    assert_eq!(code(&out), 3, "{}", show(&out));
+    let v = report(&out);
+    assert_eq!(statuses(&v)["h001"], "unreachable", "{v:#}");
+    assert!(error_of(&v, "h001").contains("password"), "{v:#}");
+    assert!(
+        !error_of(&v, "h001").contains("not-the-password"),
+        "the password is never shown: {v:#}"
+    );
+    assert!(!in_host_ok(&lab, "h001", "test -e /var/lib/rampart"));
+
+    let out = run(Some(password.trim()));
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert_eq!(statuses(&report(&out))["h001"], "changed", "{}", show(&out));
+    assert!(
+        !show(&out).contains(password.trim()),
+        "the password is never shown"
+    );
+    assert!(in_host_ok(&lab, "h001", "test -s /etc/sysconfig/iptables"));
+}
