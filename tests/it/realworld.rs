@@ -675,3 +675,83 @@ fn ansible_ini_and_yaml_inventories_converge_only_the_limited_group() {
     assert_eq!(st.len(), 4);
     assert!(st.values().all(|s| s == "ok"), "{st:?}");
 }
+
+/// A running firewalld would rewrite the rules behind rampart's back: the
+/// host fails with a clear message and is left exactly as it was. (The lab
+/// has no systemd: `firewall-cmd --state` answering "running" is how the
+/// host says so, as on a real one; the stand-in lives on a tmpfs mounted in
+/// that host's own mount namespace only.)
+#[test]
+fn running_firewalld_fails_the_host_and_leaves_it_untouched() {
+    let lab = Lab::up(2);
+    in_host(
+        &lab,
+        "h002",
+        "mount -t tmpfs tmpfs /usr/local/bin && printf '#!/bin/sh\\necho running\\n' > /usr/local/bin/firewall-cmd && chmod 755 /usr/local/bin/firewall-cmd",
+    );
+    let before = snapshot(&lab, "h002");
+    let out = run_json(
+        "apply",
+        &repo("playbooks/baseline.yml"),
+        &lab.inventory(),
+        &[],
+    );
+    assert_eq!(code(&out), 3, "{}", show(&out));
+    let v = report(&out);
+    assert_eq!(statuses(&v)["h002"], "failed", "{v:#}");
+    assert_eq!(statuses(&v)["h001"], "changed", "{v:#}");
+    assert!(error_of(&v, "h002").contains("firewalld"), "{v:#}");
+    assert_eq!(snapshot(&lab, "h002"), before);
+    assert!(!in_host_ok(&lab, "h002", "test -e /var/lib/rampart"));
+
+    in_host(&lab, "h002", "umount /usr/local/bin");
+    let out = run_json(
+        "apply",
+        &repo("playbooks/baseline.yml"),
+        &lab.inventory(),
+        &["--limit", "h002"],
+    );
+    assert_eq!(code(&out), 0, "{}", show(&out));
+}
+
+/// A host without ip6tables (SPEC §1): reported with a warning, not failed;
+/// IPv4 is converged and persisted alone. The tools vanish from that host
+/// only: its /etc/alternatives links are removed in its own /etc overlay.
+#[test]
+fn host_without_ip6tables_is_converged_for_ipv4_and_warned_about() {
+    let lab = Lab::up(3);
+    in_host(
+        &lab,
+        "h003",
+        "rm -f /etc/alternatives/ip6tables /etc/alternatives/ip6tables-save /etc/alternatives/ip6tables-restore && ! command -v ip6tables-restore",
+    );
+    let out = run_json(
+        "apply",
+        &repo("playbooks/baseline.yml"),
+        &lab.inventory(),
+        &["--limit", "h003"],
+    );
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let v = report(&out);
+    let h = crate::rollout::host_entry(&v, "h003");
+    assert_eq!(h["status"], "changed", "{v:#}");
+    assert_eq!(
+        h["persisted"],
+        serde_json::json!(["/etc/iptables/rules.v4"]),
+        "{v:#}"
+    );
+    assert!(
+        h["warnings"].as_array().is_some_and(|w| w
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("ip6tables")))),
+        "{v:#}"
+    );
+    assert!(!in_host_ok(&lab, "h003", "test -e /etc/iptables/rules.v6"));
+    let again = run_json(
+        "apply",
+        &repo("playbooks/baseline.yml"),
+        &lab.inventory(),
+        &["--limit", "h003"],
+    );
+    assert_eq!(statuses(&report(&again))["h003"], "ok", "{}", show(&again));
+}
