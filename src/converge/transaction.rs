@@ -726,4 +726,241 @@ mod tests {
         );
         assert!(saved_section(&s, "save6").is_err());
     }
+
+    // ---- The engine's decisions, on a scripted transport ----------------
+    // The lab tests drive real hosts; these pin the decision logic for the
+    // outcomes a real host cannot be made to produce on demand (a kernel
+    // that prints something else than what was applied).
+
+    use crate::firewall::{Allow, FirewallSpec, PortRange, Proto};
+    use crate::remote::{ConnectError, Output};
+    use std::sync::{Arc, Mutex};
+
+    /// Answers each script by what it is; records every script it got.
+    struct Scripted {
+        log: Arc<Mutex<Vec<String>>>,
+        connects: Arc<Mutex<usize>>,
+        /// Connection number (1-based) that fails, if any.
+        fail_connect: Option<usize>,
+        /// What `iptables-save` prints after the apply.
+        after_v4: String,
+    }
+
+    struct ScriptedConn {
+        log: Arc<Mutex<Vec<String>>>,
+        after_v4: String,
+    }
+
+    /// An `iptables -L -n` listing with as many rows per chain as `save` has.
+    fn listing(save: &str) -> String {
+        let mut out = String::new();
+        for (chain, policy) in [
+            ("INPUT", "DROP"),
+            ("FORWARD", "ACCEPT"),
+            ("OUTPUT", "ACCEPT"),
+        ] {
+            out.push_str(&format!("Chain {chain} (policy {policy})\ntarget     prot opt source               destination\n"));
+            let n = save
+                .lines()
+                .filter(|l| l.starts_with(&format!("-A {chain} ")))
+                .count();
+            for _ in 0..n {
+                out.push_str("ACCEPT     all  --  0.0.0.0/0            0.0.0.0/0\n");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn sec(name: &str, body: &str) -> String {
+        format!("\n@@rampart:{name}\n{body}")
+    }
+
+    impl Connection for ScriptedConn {
+        fn run(&mut self, script: &str) -> Result<Output, crate::remote::ExecError> {
+            self.log.lock().expect("log").push(script.to_string());
+            let stdout = if script.contains("sec os_release") {
+                [
+                    sec("uid", "0\n"),
+                    sec("os_release", "ID=debian\n"),
+                    sec("iptables_v", "iptables v1.8.9 (nf_tables)\n"),
+                    sec("has", "iptables-save\niptables-restore\n"),
+                    sec("save4", "@@rc=0\n"),
+                    sec("loaders", "/etc/systemd/system/multi-user.target.wants/netfilter-persistent.service\n"),
+                ]
+                .concat()
+            } else if script.contains("--test") {
+                sec("result", "applied\n")
+            } else if script.contains("sec disarm") {
+                [
+                    sec("disarm", "disarmed\n"),
+                    sec("savev4", &format!("{}@@rc=0\n", self.after_v4)),
+                    sec("listv4", &listing(&self.after_v4)),
+                ]
+                .concat()
+            } else if script.contains("backup.v4 ||") {
+                "restored\n".to_string()
+            } else if script.contains(".rampart-tmp") {
+                "ok_v4\nok_v6\n".to_string()
+            } else {
+                String::new()
+            };
+            Ok(Output {
+                stdout,
+                stderr: String::new(),
+                status: 0,
+            })
+        }
+        fn set_timeout(&mut self, _: Duration) {}
+    }
+
+    impl Connector for Scripted {
+        fn connect(&self, _: &Target) -> Result<Box<dyn Connection>, ConnectError> {
+            let mut n = self.connects.lock().expect("connects");
+            *n += 1;
+            if self.fail_connect == Some(*n) {
+                return Err(ConnectError::Handshake("scripted: no answer".into()));
+            }
+            Ok(Box::new(ScriptedConn {
+                log: Arc::clone(&self.log),
+                after_v4: self.after_v4.clone(),
+            }))
+        }
+    }
+
+    fn job() -> Job {
+        Job {
+            target: Target {
+                name: "web1".into(),
+                address: "198.18.0.2".into(),
+                port: 22,
+                user: "root".into(),
+                identity_file: None,
+                known_hosts: "/dev/null".into(),
+                become_: false,
+                password: None,
+            },
+            plan: HostPlan {
+                plays: vec!["p".into()],
+                firewall: FirewallSpec {
+                    allow: vec![Allow {
+                        ports: PortRange { lo: 22, hi: 22 },
+                        proto: Proto::Tcp,
+                        from: None,
+                    }],
+                    ipv6: false,
+                    ..FirewallSpec::default()
+                },
+            },
+            check: false,
+            confirm_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn scripted(
+        after_v4: &str,
+        fail_connect: Option<usize>,
+    ) -> (Scripted, Arc<Mutex<Vec<String>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let c = Scripted {
+            log: Arc::clone(&log),
+            connects: Arc::new(Mutex::new(0)),
+            fail_connect,
+            after_v4: after_v4.to_string(),
+        };
+        (c, log)
+    }
+
+    fn desired_v4(job: &Job) -> String {
+        firewall::render(&firewall::desired(&job.plan.firewall, Family::V4))
+    }
+
+    #[test]
+    fn verify_mismatch_restores_and_fails_without_persisting() {
+        let job = job();
+        // The kernel shows one rule more than was applied (say, another tool
+        // inserted it between apply and verify).
+        let after = desired_v4(&job).replace(
+            "COMMIT",
+            "-A INPUT -p tcp -m tcp --dport 9999 -j ACCEPT\nCOMMIT",
+        );
+        let (c, log) = scripted(&after, None);
+        let rep = run(&c, &job, &|_| {});
+        assert_eq!(rep.status, Status::Failed, "{rep:?}");
+        assert_eq!(rep.step, Some(Step::Verify));
+        let err = rep.error.unwrap_or_default();
+        assert!(
+            err.contains("verify mismatch")
+                && err.contains("9999")
+                && err.contains("previous rules restored"),
+            "{err}"
+        );
+        let log = log.lock().expect("log");
+        assert!(
+            log.iter()
+                .any(|s| s.contains("iptables-restore < /var/lib/rampart/backup.v4")),
+            "a restore was sent"
+        );
+        assert!(
+            !log.iter().any(|s| s.contains(".rampart-tmp")),
+            "nothing persisted"
+        );
+        assert!(rep.persisted.is_empty());
+    }
+
+    #[test]
+    fn verified_rules_are_persisted_after_the_fresh_connection() {
+        let job = job();
+        let (c, log) = scripted(&desired_v4(&job), None);
+        let rep = run(&c, &job, &|_| {});
+        assert_eq!(rep.status, Status::Changed, "{rep:?}");
+        assert_eq!(rep.persisted, vec!["/etc/iptables/rules.v4".to_string()]);
+        let log = log.lock().expect("log");
+        let verify = log
+            .iter()
+            .position(|s| s.contains("sec disarm"))
+            .expect("verify ran");
+        let persist = log
+            .iter()
+            .position(|s| s.contains(".rampart-tmp"))
+            .expect("persist ran");
+        assert!(verify < persist, "persisted only after the confirmation");
+    }
+
+    #[test]
+    fn failed_fresh_connection_restores_over_the_first_and_persists_nothing() {
+        let job = job();
+        // Connection 2 is the confirmation: it fails.
+        let (c, log) = scripted(&desired_v4(&job), Some(2));
+        let rep = run(&c, &job, &|_| {});
+        assert_eq!(rep.status, Status::RolledBack, "{rep:?}");
+        assert!(rep
+            .error
+            .unwrap_or_default()
+            .contains("restored over the original connection"));
+        let log = log.lock().expect("log");
+        assert!(
+            !log.iter().any(|s| s.contains(".rampart-tmp")),
+            "nothing persisted"
+        );
+        assert!(rep.persisted.is_empty());
+    }
+
+    #[test]
+    fn check_mode_sends_only_the_read_script() {
+        let mut job = job();
+        job.check = true;
+        let (c, log) = scripted("", None);
+        let rep = run(&c, &job, &|_| {});
+        assert_eq!(rep.status, Status::Drift, "{rep:?}");
+        let log = log.lock().expect("log");
+        assert_eq!(log.len(), 1, "one read-only script, nothing else");
+        for writes in ["mkdir", "setsid", "cat >", "iptables-restore <", "rm -"] {
+            assert!(
+                !log[0].contains(writes),
+                "read-only, yet the script has {writes:?}"
+            );
+        }
+    }
 }
