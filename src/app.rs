@@ -1,15 +1,187 @@
 //! Dispatch of the commands: load inputs, call the layer that does the work,
-//! return the exit code of SPEC §5.
+//! return the exit code of SPEC §5. For `apply`/`audit` this is where the
+//! layers meet: inputs are loaded and checked (bad input ends here, before
+//! any host is contacted), the engine runs on a tokio runtime with the SSH
+//! transport, and the report layer shows its events and results.
 
-use crate::cli::{Cli, Command};
-use crate::error::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::converge::{runner, Event, Job, RunConfig, Serial};
+use crate::error::{Error, Result};
+use crate::inventory::Inventory;
+use crate::playbook::Playbook;
+use crate::remote::{ConnectOptions, SshConnector, Target};
+use crate::report::{self, RunSummary};
 
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Apply(args) => crate::converge::cli(args, false),
-        Command::Audit(args) => crate::converge::cli(args, true),
+        Command::Apply(args) => run_fleet_command(args, false),
+        Command::Audit(args) => run_fleet_command(args, true),
         Command::Render(args) => crate::playbook::cli_render(&args),
         Command::Inventory(args) => crate::inventory::cli(&args),
         Command::Lab(args) => crate::lab::cli(&args.command),
     }
+}
+
+/// Passwords read once per run, by environment variable name.
+fn password_for(
+    var: &str,
+    cache: &mut std::collections::BTreeMap<String, String>,
+    ask: bool,
+) -> Result<String> {
+    if let Some(p) = cache.get(var) {
+        return Ok(p.clone());
+    }
+    let pw = match std::env::var(var) {
+        Ok(p) if !p.is_empty() => p,
+        _ if ask => report::ask_password(&format!("SSH password ({var}): "))
+            .map_err(|e| Error::io("reading the password", e))?,
+        _ => {
+            return Err(Error::Usage(format!(
+                "the inventory asks for password auth from ${var}, which is not set (set it, or pass --ask-pass)"
+            )))
+        }
+    };
+    cache.insert(var.to_string(), pw.clone());
+    Ok(pw)
+}
+
+/// Everything decided before any host is contacted: bad input ends here.
+pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, ConnectOptions)> {
+    let inventory = Inventory::load(&args.inventory)?;
+    let playbook = Playbook::load(&args.playbook)?;
+    let hosts = inventory.select(args.limit.as_deref())?;
+    let serial = args
+        .serial
+        .as_deref()
+        .map(Serial::parse)
+        .transpose()
+        .map_err(Error::Usage)?;
+    let connect_timeout = Duration::from_secs(args.connect_timeout);
+    let confirm_timeout = Duration::from_secs(args.confirm_timeout);
+    // The switch must not fire while a healthy confirmation is still in
+    // progress: a new TCP connect plus handshake may take 2x connect-timeout.
+    if confirm_timeout < connect_timeout * 2 + Duration::from_secs(5) {
+        return Err(Error::Usage(format!(
+            "--confirm-timeout {}s is too short for --connect-timeout {}s: it must be at least 2 x connect-timeout + 5s ({}s)",
+            args.confirm_timeout,
+            args.connect_timeout,
+            args.connect_timeout * 2 + 5
+        )));
+    }
+    // A play naming a host or group this inventory lacks is likely a typo,
+    // but playbooks are shared between inventories: warn, do not refuse.
+    for w in playbook.unknown_host_names(&inventory) {
+        report::warn(&w.to_string());
+    }
+    let mut passwords = std::collections::BTreeMap::new();
+    let mut jobs = Vec::new();
+    for host in hosts {
+        let Some(plan) = playbook.plan(&inventory, host) else {
+            continue;
+        };
+        let password = match &host.password_env {
+            Some(var) => Some(password_for(var, &mut passwords, args.ask_pass)?),
+            None => None,
+        };
+        jobs.push(Job {
+            target: Target {
+                name: host.name.clone(),
+                address: host.address.clone(),
+                port: host.port,
+                user: host.user.clone(),
+                identity_file: host.identity_file.clone(),
+                known_hosts: host.known_hosts.clone(),
+                become_: host.become_,
+                password,
+            },
+            plan,
+            check: audit || args.check,
+            confirm_timeout,
+            connect_timeout,
+        });
+    }
+    let cfg = RunConfig {
+        forks: args.forks as usize,
+        serial,
+        max_fail_percent: args.max_fail_percent,
+    };
+    let opts = ConnectOptions {
+        connect_timeout,
+        exec_timeout: (connect_timeout * 3).max(Duration::from_secs(30)),
+        accept_new_host_keys: args.accept_new_host_keys,
+    };
+    Ok((jobs, cfg, opts))
+}
+
+/// `rampart apply` / `rampart audit`.
+fn run_fleet_command(args: RunArgs, audit: bool) -> Result<u8> {
+    let (jobs, cfg, opts) = prepare(&args, audit)?;
+    let command = if audit { "audit" } else { "apply" };
+    let check = audit || args.check;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cfg.forks.clamp(1, 2000) + 8)
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))?;
+    let started = Instant::now();
+    let reports = rt.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let reporter = tokio::spawn(report::progress::drive(
+            rx,
+            report::progress::Mode::detect(),
+        ));
+        let signals = spawn_signal_watch(Arc::clone(&stop), tx.clone());
+        let connector = Arc::new(SshConnector::new(opts));
+        let reports = runner::run_fleet(jobs, cfg, connector, tx, stop).await;
+        // The watcher holds a sender: end it so the reporter sees the channel close.
+        signals.abort();
+        let _ = signals.await;
+        let _ = reporter.await;
+        reports
+    });
+    let summary = RunSummary {
+        command: command.to_string(),
+        playbook: args.playbook.display().to_string(),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        check,
+    };
+    report::finish(&summary, &reports, &args)?;
+    Ok(report::exit_code(&reports))
+}
+
+/// First SIGINT/SIGTERM: start no new host, let in-flight ones finish or
+/// roll back. Second: exit at once; the dead-man switches protect the hosts.
+fn spawn_signal_watch(
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::mpsc::UnboundedSender<Event>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        let mut signals = 0;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => { if r.is_err() { return; } }
+                _ = term.recv() => {}
+            }
+            signals += 1;
+            if signals == 1 {
+                stop.store(true, Ordering::SeqCst);
+                let _ = tx.send(Event::Stopping {
+                    reason: "interrupted: no new host starts; in-flight hosts finish or roll back (again to exit now)".into(),
+                });
+            } else {
+                eprintln!("rampart: interrupted twice: exiting now; armed dead-man switches restore their hosts");
+                std::process::exit(130);
+            }
+        }
+    })
 }

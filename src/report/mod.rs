@@ -76,6 +76,11 @@ pub fn finish(summary: &RunSummary, reports: &[HostReport], args: &RunArgs) -> R
     Ok(())
 }
 
+/// A warning about the inputs, before the run starts (stderr).
+pub fn warn(message: &str) {
+    eprintln!("rampart: warning: {message}");
+}
+
 /// Ask for a password on the terminal, without echo. Never logged.
 pub fn ask_password(prompt: &str) -> std::io::Result<String> {
     use std::io::BufRead as _;
