@@ -16,6 +16,19 @@
 //! - [`diff`]: desired vs live (filter table only; counters and comment lines ignored).
 //! - [`listing::parse_list`]: `iptables -L -n [-v] [--line-numbers]` -> a listing.
 //!
+//! Canonical form: every Rule is stored as `iptables-save` (1.8.x) prints it,
+//! so verification is text equality: `-A CHAIN [!] -s [!] -d [!] -i [!] -o
+//! [!] -p [-f] -m ... -j|-g ...`; CIDRs masked with an explicit length; `-p`
+//! lowercase names (`icmpv6` -> `ipv6-icmp`, `-p all` dropped); implicit
+//! `-m tcp/udp/icmp/icmp6` inserted where iptables loads them; ports and
+//! ICMP types numeric; `--syn` -> `--tcp-flags FIN,SYN,RST,ACK SYN`; flag
+//! and conntrack state lists in kernel bit order; limit rates through
+//! libxt_limit's arithmetic with the default burst 5 omitted; LOG level 4
+//! omitted and names -> numbers; recent's defaults (`--name DEFAULT`,
+//! `--mask`, `--rsource`) and REJECT's default `--reject-with` added per
+//! family ([`Rule::for_family`]); `--comment`/`--log-prefix` quoted exactly
+//! when `xtables_save_string` quotes. Modules not known are kept verbatim.
+//!
 //! Layout: `model` (the types), `parse` (text -> model), `canon` (what
 //! iptables-save prints for each known module), `services` (the seed's port
 //! table), `baseline` (the seed's protections -> `desired`), `render`,

@@ -268,6 +268,22 @@ fn canonical_forms_match_iptables_save() {
         ("-A INPUT -f -j DROP", "-A INPUT -f -j DROP"),
         ("-A INPUT -g f2b-sshd", "-A INPUT -g f2b-sshd"),
         ("-A INPUT  -i lo   -j ACCEPT ", "-A INPUT -i lo -j ACCEPT"),
+        (
+            "-A INPUT -p tcp -m state --state NEW --dport 22 -j ACCEPT",
+            "-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT",
+        ),
+        (
+            "-A INPUT -m limit -j LOG",
+            "-A INPUT -m limit --limit 3/hour -j LOG",
+        ),
+        (
+            "-A DOCKER ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT",
+            "-A DOCKER ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT",
+        ),
+        (
+            "-A INPUT -p tcp -m multiport --destination-ports http,https -j f2b-sshd",
+            "-A INPUT -p tcp -m multiport --dports 80,443 -j f2b-sshd",
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(canon(input), want, "input: {input}");
