@@ -13,7 +13,7 @@ use crate::converge::{runner, Event, Job, RunConfig, Serial};
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::playbook::Playbook;
-use crate::remote::{ConnectOptions, SshConnector, Target};
+use crate::remote::{ConnectOptions, Password, SshConnector};
 use crate::report::{self, RunSummary};
 
 pub fn run(cli: Cli) -> Result<u8> {
@@ -83,21 +83,16 @@ pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, Conn
         let Some(plan) = playbook.plan(&inventory, host) else {
             continue;
         };
-        let password = match &host.password_env {
-            Some(var) => Some(password_for(var, &mut passwords, args.ask_pass)?),
-            None => None,
-        };
+        let mut reach = host.reach.clone();
+        if let Some(var) = &reach.password_env {
+            reach.password = Some(Password::new(password_for(
+                var,
+                &mut passwords,
+                args.ask_pass,
+            )?));
+        }
         jobs.push(Job {
-            target: Target {
-                name: host.name.clone(),
-                address: host.address.clone(),
-                port: host.port,
-                user: host.user.clone(),
-                identity_file: host.identity_file.clone(),
-                known_hosts: host.known_hosts.clone(),
-                become_: host.become_,
-                password,
-            },
+            reach,
             plan,
             check: audit || args.check,
             confirm_timeout,

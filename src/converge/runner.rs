@@ -58,11 +58,7 @@ pub struct RunConfig {
 }
 
 fn skipped(job: &Job) -> HostReport {
-    let mut r = HostReport::new(
-        &job.target.name,
-        &job.target.address,
-        job.plan.plays.clone(),
-    );
+    let mut r = HostReport::new(&job.reach.name, &job.reach.address, job.plan.plays.clone());
     r.status = Status::Skipped;
     r.error = Some("not started: the rollout stopped before this host (never contacted)".into());
     r
@@ -104,12 +100,12 @@ pub async fn run_fleet(
                     return skipped(&job);
                 }
                 let _ = events.send(Event::HostStarted {
-                    name: job.target.name.clone(),
+                    name: job.reach.name.clone(),
                 });
                 let ev = events.clone();
                 let fallback = skipped(&job);
                 let res = tokio::task::spawn_blocking(move || {
-                    let name = job.target.name.clone();
+                    let name = job.reach.name.clone();
                     let progress = move |step| {
                         let _ = ev.send(Event::HostStep {
                             name: name.clone(),

@@ -17,7 +17,7 @@ use crate::firewall::{self, Family, Ruleset};
 use crate::playbook::HostPlan;
 use crate::remote::facts::{self, Facts};
 use crate::remote::shell::{heredoc_to_file, quote, Sections, PROLOGUE};
-use crate::remote::{ConnectError, Connection, Connector, Target};
+use crate::remote::{ConnectError, Connection, Connector, Reach};
 
 use super::report_types::{HostReport, Status, Step};
 
@@ -28,7 +28,7 @@ pub const STATE_DIR: &str = "/var/lib/rampart";
 /// Everything one host's transaction needs.
 #[derive(Debug, Clone)]
 pub struct Job {
-    pub target: Target,
+    pub reach: Reach,
     pub plan: HostPlan,
     /// Read-only: report drift, change nothing.
     pub check: bool,
@@ -57,11 +57,7 @@ fn tag(f: Family) -> &'static str {
 /// every failure becomes a status with the step and a message.
 pub fn run(connector: &dyn Connector, job: &Job, progress: &(dyn Fn(Step) + Sync)) -> HostReport {
     let started = Instant::now();
-    let mut rep = HostReport::new(
-        &job.target.name,
-        &job.target.address,
-        job.plan.plays.clone(),
-    );
+    let mut rep = HostReport::new(&job.reach.name, &job.reach.address, job.plan.plays.clone());
     let result = Txn {
         connector,
         job,
@@ -141,7 +137,7 @@ impl Txn<'_> {
         self.step(Step::Connect);
         let mut a = self
             .connector
-            .connect(&job.target)
+            .connect(&job.reach)
             .map_err(|e| connect_fail(Step::Connect, &e))?;
 
         // Step 2-3: facts, live rules, persisted files: one read-only round trip.
@@ -159,7 +155,7 @@ impl Txn<'_> {
                 format!("connection lost: {e}"),
             )
         })?;
-        check_ran(&out, job.target.become_, Step::Facts)?;
+        check_ran(&out, job.reach.become_, Step::Facts)?;
         let facts = Facts::parse(&out.stdout);
         self.rep.os = Some(facts.os_id.clone());
         self.rep.backend = Some(facts.backend.clone());
@@ -299,7 +295,7 @@ impl Txn<'_> {
         let out = a
             .run(&script)
             .map_err(|e| (Status::Failed, Step::Apply, format!("connection lost while applying: {e} (the dead-man switch restores the old rules if they were changed)")))?;
-        check_ran(&out, job.target.become_, Step::Test)?;
+        check_ran(&out, job.reach.become_, Step::Test)?;
         let s = Sections::parse(&out.stdout);
         let result = s.text("result").trim().to_string();
         match result.as_str() {
@@ -349,7 +345,7 @@ impl Txn<'_> {
 
         // Step 7: a NEW connection is the only proof that NEW packets pass.
         self.step(Step::Confirm);
-        match self.connector.connect(&job.target) {
+        match self.connector.connect(&job.reach) {
             Ok(mut b) => self.confirmed(b.as_mut(), states),
             Err(e) => {
                 let why = format!("fresh SSH connection failed after applying: {e}");
@@ -522,7 +518,7 @@ impl Txn<'_> {
         let deadline = Instant::now() + job.connect_timeout * 3 + Duration::from_secs(5);
         let mut last = String::new();
         while Instant::now() < deadline {
-            match self.connector.connect(&job.target) {
+            match self.connector.connect(&job.reach) {
                 Ok(mut c) => {
                     let _ = c.run(&format!("{PROLOGUE}{}", cleanup_snippet(&self.token)));
                     self.rep.status = Status::RolledBack;
@@ -815,7 +811,7 @@ mod tests {
     }
 
     impl Connector for Scripted {
-        fn connect(&self, _: &Target) -> Result<Box<dyn Connection>, ConnectError> {
+        fn connect(&self, _: &Reach) -> Result<Box<dyn Connection>, ConnectError> {
             let mut n = self.connects.lock().expect("connects");
             *n += 1;
             if self.fail_connect == Some(*n) {
@@ -830,7 +826,7 @@ mod tests {
 
     fn job() -> Job {
         Job {
-            target: Target {
+            reach: Reach {
                 name: "web1".into(),
                 address: "198.18.0.2".into(),
                 port: 22,
@@ -838,6 +834,7 @@ mod tests {
                 identity_file: None,
                 known_hosts: "/dev/null".into(),
                 become_: false,
+                password_env: None,
                 password: None,
             },
             plan: HostPlan {

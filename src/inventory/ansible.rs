@@ -33,6 +33,7 @@ use super::{
     resolve_path, Host,
 };
 use crate::error::InputError;
+use crate::remote::Reach;
 
 /// One understood variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,14 +244,17 @@ impl Model {
             let mut groups: Vec<String> = of.iter().map(|&gi| self.groups[gi].0.clone()).collect();
             groups.sort();
             out.push(Host {
-                name: name.clone(),
-                address: v.host.clone().unwrap_or_else(|| name.clone()),
-                port: v.port.unwrap_or(22),
-                user: v.user.clone().unwrap_or_else(|| "root".into()),
-                identity_file,
-                known_hosts: default_known.clone(),
-                become_: v.become_.unwrap_or(false),
-                password_env: None,
+                reach: Reach {
+                    name: name.clone(),
+                    address: v.host.clone().unwrap_or_else(|| name.clone()),
+                    port: v.port.unwrap_or(22),
+                    user: v.user.clone().unwrap_or_else(|| "root".into()),
+                    identity_file,
+                    known_hosts: default_known.clone(),
+                    become_: v.become_.unwrap_or(false),
+                    password_env: None,
+                    password: None,
+                },
                 groups,
             });
         }
@@ -775,7 +779,7 @@ mod tests {
         parse_yaml(Path::new("/inv/hosts.yml"), text)
     }
     fn by<'a>(h: &'a [Host], n: &str) -> &'a Host {
-        h.iter().find(|x| x.name == n).expect(n)
+        h.iter().find(|x| x.name() == n).expect(n)
     }
 
     const INI: &str = r#"
@@ -806,30 +810,38 @@ some_other_var="ignored entirely"
     #[test]
     fn ini_inventory() {
         let h = ini(INI).expect("valid");
-        let names: Vec<&str> = h.iter().map(|x| x.name.as_str()).collect();
+        let names: Vec<&str> = h.iter().map(|x| x.name()).collect();
         assert_eq!(names, ["lonely", "web01", "web02", "web03", "web9", "db1"]);
         let lonely = by(&h, "lonely");
         assert_eq!(
-            (lonely.address.as_str(), lonely.port, lonely.user.as_str()),
+            (
+                lonely.reach.address.as_str(),
+                lonely.reach.port,
+                lonely.reach.user.as_str()
+            ),
             ("192.0.2.1", 2200, "root")
         );
         assert!(lonely.groups.is_empty());
         let w = by(&h, "web02");
-        assert_eq!(w.address, "web02");
-        assert_eq!(w.user, "deploy", "host vars beat group vars");
+        assert_eq!(w.reach.address, "web02");
+        assert_eq!(w.reach.user, "deploy", "host vars beat group vars");
         assert_eq!(w.groups, ["prod", "web"]);
         assert_eq!(
-            w.identity_file.as_deref(),
+            w.reach.identity_file.as_deref(),
             Some(Path::new("/inv/keys/prod"))
         );
         let w9 = by(&h, "web9");
         assert_eq!(
-            (w9.address.as_str(), w9.port, w9.user.as_str()),
+            (
+                w9.reach.address.as_str(),
+                w9.reach.port,
+                w9.reach.user.as_str()
+            ),
             ("203.0.113.99", 2222, "admin")
         );
         let db = by(&h, "db1");
         assert_eq!(
-            (db.user.as_str(), db.become_, db.port),
+            (db.reach.user.as_str(), db.reach.become_, db.reach.port),
             ("produser", true, 2200)
         );
     }
@@ -887,18 +899,24 @@ all:
     #[test]
     fn yaml_inventory() {
         let h = yml(YAML).expect("valid");
-        let names: Vec<&str> = h.iter().map(|x| x.name.as_str()).collect();
+        let names: Vec<&str> = h.iter().map(|x| x.name()).collect();
         assert_eq!(names, ["bastion", "web1", "web2", "web3", "mx1"]);
-        assert_eq!(by(&h, "bastion").address, "192.0.2.7");
-        assert_eq!(by(&h, "bastion").user, "ops");
+        assert_eq!(by(&h, "bastion").reach.address, "192.0.2.7");
+        assert_eq!(by(&h, "bastion").reach.user, "ops");
         assert_eq!(
-            (by(&h, "web1").port, by(&h, "web1").user.as_str()),
+            (
+                by(&h, "web1").reach.port,
+                by(&h, "web1").reach.user.as_str()
+            ),
             (2222, "ops")
         );
-        assert_eq!((by(&h, "web3").port, by(&h, "web3").become_), (22, true));
+        assert_eq!(
+            (by(&h, "web3").reach.port, by(&h, "web3").reach.become_),
+            (22, true)
+        );
         let mx = by(&h, "mx1");
-        assert_eq!(mx.address, "2001:db8::25");
-        assert!(mx.become_);
+        assert_eq!(mx.reach.address, "2001:db8::25");
+        assert!(mx.reach.become_);
         assert_eq!(mx.groups, ["mail", "mx"]);
     }
 

@@ -22,24 +22,23 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::error::InputError;
+use crate::remote::Reach;
 use pattern::Pattern;
 
-/// One host, with every connection setting resolved (defaults applied).
+/// One host: how to reach it (every connection setting resolved, defaults
+/// applied) and the groups it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
-    pub name: String,
-    /// IP address or DNS name; defaults to the host's name.
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    pub identity_file: Option<PathBuf>,
-    pub known_hosts: PathBuf,
-    /// Run privileged commands through `sudo -n`.
-    pub become_: bool,
-    /// Name of the environment variable holding the SSH password, if any.
-    pub password_env: Option<String>,
+    pub reach: Reach,
     /// Groups this host belongs to (sorted, without the implicit `all`).
     pub groups: Vec<String>,
+}
+
+impl Host {
+    /// The inventory name.
+    pub fn name(&self) -> &str {
+        &self.reach.name
+    }
 }
 
 /// A loaded inventory.
@@ -128,7 +127,7 @@ impl Inventory {
 
     /// The host named `name`, if any.
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+        self.hosts.iter().find(|h| h.name() == name)
     }
 
     /// Every group name that has at least one member, sorted.
@@ -162,7 +161,7 @@ impl Inventory {
         let hosts: Vec<&Host> = self
             .hosts
             .iter()
-            .filter(|h| pat.matches(&h.name, &h.groups))
+            .filter(|h| pat.matches(h.name(), &h.groups))
             .collect();
         if hosts.is_empty() {
             return Err(InputError::whole_file(
@@ -178,7 +177,7 @@ impl Inventory {
     /// Used for plays' `hosts:`. A malformed pattern matches nothing (the
     /// playbook loader rejects those with a position before this runs).
     pub fn matches(&self, host: &Host, pattern: &str) -> bool {
-        Pattern::parse(pattern).is_ok_and(|p| p.matches(&host.name, &host.groups))
+        Pattern::parse(pattern).is_ok_and(|p| p.matches(host.name(), &host.groups))
     }
 }
 
@@ -317,15 +316,15 @@ pub fn cli(args: &crate::cli::InventoryArgs) -> crate::error::Result<u8> {
                 .iter()
                 .map(|h| {
                     let mut v = serde_json::json!({
-                        "name": h.name,
-                        "address": h.address,
-                        "port": h.port,
-                        "user": h.user,
-                        "become": h.become_,
+                        "name": h.reach.name,
+                        "address": h.reach.address,
+                        "port": h.reach.port,
+                        "user": h.reach.user,
+                        "become": h.reach.become_,
                         "groups": h.groups,
-                        "identity_file": h.identity_file,
-                        "known_hosts": h.known_hosts,
-                        "password_env": h.password_env,
+                        "identity_file": h.reach.identity_file,
+                        "known_hosts": h.reach.known_hosts,
+                        "password_env": h.reach.password_env,
                     });
                     if let Some(plays) = plays_of(h) {
                         v["plays"] = serde_json::json!(plays);
@@ -352,11 +351,11 @@ pub fn cli(args: &crate::cli::InventoryArgs) -> crate::error::Result<u8> {
             let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
             for h in &hosts {
                 let mut row = vec![
-                    h.name.clone(),
-                    h.address.clone(),
-                    h.port.to_string(),
-                    h.user.clone(),
-                    if h.become_ { "yes" } else { "no" }.to_string(),
+                    h.reach.name.clone(),
+                    h.reach.address.clone(),
+                    h.reach.port.to_string(),
+                    h.reach.user.clone(),
+                    if h.reach.become_ { "yes" } else { "no" }.to_string(),
                     dash_if_empty(h.groups.join(",")),
                 ];
                 if let Some(plays) = plays_of(h) {

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::error::InputError;
 use crate::glob::matches as glob_match;
+use crate::remote::Reach;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -323,29 +324,32 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
             .collect();
         member_of.sort();
         out.push(Host {
-            name: name.clone(),
-            address: e
-                .address
-                .as_ref()
-                .map_or_else(|| name.clone(), |a| a.0.clone()),
-            port: e
-                .port
-                .as_ref()
-                .or(defaults.port.as_ref())
-                .map_or(22, |p| p.0),
-            user: e
-                .user
-                .as_ref()
-                .or(defaults.user.as_ref())
-                .map_or_else(|| "root".to_string(), |u| u.0.clone()),
-            identity_file,
-            known_hosts,
-            become_: e.become_.or(defaults.become_).unwrap_or(false),
-            password_env: e
-                .password_env
-                .as_ref()
-                .or(defaults.password_env.as_ref())
-                .map(|p| p.0.clone()),
+            reach: Reach {
+                name: name.clone(),
+                address: e
+                    .address
+                    .as_ref()
+                    .map_or_else(|| name.clone(), |a| a.0.clone()),
+                port: e
+                    .port
+                    .as_ref()
+                    .or(defaults.port.as_ref())
+                    .map_or(22, |p| p.0),
+                user: e
+                    .user
+                    .as_ref()
+                    .or(defaults.user.as_ref())
+                    .map_or_else(|| "root".to_string(), |u| u.0.clone()),
+                identity_file,
+                known_hosts,
+                become_: e.become_.or(defaults.become_).unwrap_or(false),
+                password_env: e
+                    .password_env
+                    .as_ref()
+                    .or(defaults.password_env.as_ref())
+                    .map(|p| p.0.clone()),
+                password: None,
+            },
             groups: member_of,
         });
     }
@@ -453,26 +457,37 @@ groups:
     #[test]
     fn spec_example_resolves() {
         let hosts = load(SPEC).expect("valid");
-        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let names: Vec<&str> = hosts.iter().map(|h| h.name()).collect();
         assert_eq!(names, ["web1", "web2", "mx1", "bare"]);
         let web2 = &hosts[1];
-        assert_eq!(web2.address, "203.0.113.11");
+        assert_eq!(web2.reach.address, "203.0.113.11");
         assert_eq!(
-            (web2.port, web2.user.as_str(), web2.become_),
+            (
+                web2.reach.port,
+                web2.reach.user.as_str(),
+                web2.reach.become_
+            ),
             (2222, "admin", true)
         );
         assert_eq!(web2.groups, ["front", "web"]);
         assert_eq!(
-            web2.identity_file,
+            web2.reach.identity_file,
             Some(PathBuf::from("/inv/keys/id_ed25519"))
         );
-        assert_eq!(web2.known_hosts, PathBuf::from("/etc/rampart/known_hosts"));
-        assert_eq!(web2.password_env.as_deref(), Some("VPS_ROOT_PW"));
-        assert_eq!(hosts[2].address, "2001:db8::25");
+        assert_eq!(
+            web2.reach.known_hosts,
+            PathBuf::from("/etc/rampart/known_hosts")
+        );
+        assert_eq!(web2.reach.password_env.as_deref(), Some("VPS_ROOT_PW"));
+        assert_eq!(hosts[2].reach.address, "2001:db8::25");
         assert_eq!(hosts[2].groups, ["mail"]);
         let bare = &hosts[3];
         assert_eq!(
-            (bare.address.as_str(), bare.port, bare.user.as_str()),
+            (
+                bare.reach.address.as_str(),
+                bare.reach.port,
+                bare.reach.user.as_str()
+            ),
             ("bare", 22, "root")
         );
         assert_eq!(bare.groups, ["front"]);
@@ -483,12 +498,16 @@ groups:
         let hosts = load("hosts:\n  a:\n  b: {}\n").expect("valid");
         assert_eq!(hosts.len(), 2);
         assert_eq!(
-            (hosts[0].port, hosts[0].user.as_str(), hosts[0].become_),
+            (
+                hosts[0].reach.port,
+                hosts[0].reach.user.as_str(),
+                hosts[0].reach.become_
+            ),
             (22, "root", false)
         );
         assert!(hosts[0].groups.is_empty());
-        assert!(hosts[0].known_hosts.ends_with(".ssh/known_hosts"));
-        assert_eq!(hosts[0].identity_file, None);
+        assert!(hosts[0].reach.known_hosts.ends_with(".ssh/known_hosts"));
+        assert_eq!(hosts[0].reach.identity_file, None);
     }
 
     #[test]

@@ -323,7 +323,7 @@ pub fn cli_render(args: &crate::cli::RenderArgs) -> crate::error::Result<u8> {
             &pb.path,
             format!(
                 "no play matches host '{}': it would not be contacted, so there is nothing to render",
-                host.name
+                host.name()
             ),
         )
     })?;
@@ -331,7 +331,7 @@ pub fn cli_render(args: &crate::cli::RenderArgs) -> crate::error::Result<u8> {
     if family == Family::V6 && !plan.firewall.ipv6 {
         return Err(crate::error::Error::Usage(format!(
             "host '{}' has ipv6: false: rampart leaves its ip6tables alone, there is nothing to render",
-            host.name
+            host.name()
         )));
     }
     print!(

@@ -3,9 +3,11 @@
 
 pub mod facts;
 pub mod knownhosts;
+pub mod reach;
 pub mod session;
 pub mod shell;
 
+pub use reach::{Password, Reach};
 pub use session::{
-    ConnectError, ConnectOptions, Connection, Connector, ExecError, Output, SshConnector, Target,
+    ConnectError, ConnectOptions, Connection, Connector, ExecError, Output, SshConnector,
 };

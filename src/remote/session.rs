@@ -18,21 +18,8 @@ use std::time::Duration;
 use ssh2::{MethodType, Session};
 
 use super::knownhosts::{self, KnownHosts, Verdict};
+use super::reach::Reach;
 use super::shell;
-
-/// How to reach one host: everything the transport needs, nothing else.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub name: String,
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    pub identity_file: Option<PathBuf>,
-    pub known_hosts: PathBuf,
-    pub become_: bool,
-    /// The SSH password, when the inventory asks for password auth.
-    pub password: Option<String>,
-}
 
 /// Settings shared by every connection of a run.
 #[derive(Debug, Clone)]
@@ -114,7 +101,7 @@ pub struct Output {
 /// The engine's view of the transport: it never constructs connections
 /// itself, so tests and other transports can stand in.
 pub trait Connector: Send + Sync {
-    fn connect(&self, target: &Target) -> Result<Box<dyn Connection>, ConnectError>;
+    fn connect(&self, target: &Reach) -> Result<Box<dyn Connection>, ConnectError>;
 }
 
 /// One authenticated connection to a host.
@@ -156,7 +143,7 @@ impl SshConnector {
         SshConnector { options }
     }
 
-    fn tcp(&self, t: &Target) -> Result<TcpStream, ConnectError> {
+    fn tcp(&self, t: &Reach) -> Result<TcpStream, ConnectError> {
         let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
             .to_socket_addrs()
             .map_err(|_| ConnectError::Resolve(t.address.clone()))?
@@ -179,7 +166,7 @@ impl SshConnector {
 
     fn verify_host_key(
         &self,
-        t: &Target,
+        t: &Reach,
         sess: &Session,
         kh: &KnownHosts,
     ) -> Result<(), ConnectError> {
@@ -211,11 +198,11 @@ impl SshConnector {
         }
     }
 
-    fn authenticate(&self, t: &Target, sess: &Session) -> Result<(), ConnectError> {
+    fn authenticate(&self, t: &Reach, sess: &Session) -> Result<(), ConnectError> {
         let mut tried: Vec<String> = Vec::new();
         if let Some(pw) = &t.password {
             tried.push("password".into());
-            if sess.userauth_password(&t.user, pw).is_ok() && sess.authenticated() {
+            if sess.userauth_password(&t.user, pw.expose()).is_ok() && sess.authenticated() {
                 return Ok(());
             }
         }
@@ -255,7 +242,7 @@ impl SshConnector {
 }
 
 impl Connector for SshConnector {
-    fn connect(&self, t: &Target) -> Result<Box<dyn Connection>, ConnectError> {
+    fn connect(&self, t: &Reach) -> Result<Box<dyn Connection>, ConnectError> {
         let kh =
             KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
                 file: t.known_hosts.display().to_string(),
