@@ -55,7 +55,7 @@ pub use model::{
     Ruleset, Table, Target,
 };
 pub use parse::parse_save;
-pub use preserve::{glob_match, with_preserved};
+pub use preserve::{glob_match, preserved_chains, with_preserved, without_preserved};
 pub use render::{render, render_table};
 pub use services::{service_port, SERVICES};
 pub use spec::*;

@@ -4,6 +4,7 @@
 pub mod facts;
 pub mod knownhosts;
 pub mod reach;
+pub mod script;
 pub mod session;
 pub mod shell;
 

@@ -1,14 +1,18 @@
-//! The SSH transport: connect, check the host key, authenticate, run scripts.
+//! The SSH transport: connect, check the host key, authenticate, run steps.
 //!
 //! ssh2 (libssh2) is blocking, so every [`SshConnection`] lives on one
 //! blocking thread for its whole life (the runner puts each host's
 //! transaction on tokio's blocking pool). Every blocking call is bounded:
 //! the TCP connect by `connect_timeout`, the handshake and authentication by
-//! the same, and each script by `exec_timeout` (libssh2's session timeout).
+//! the same, and each read or write of a step by `exec_timeout` (libssh2's
+//! session timeout).
 //!
-//! Speed (SPEC §7): TCP_NODELAY (scripts are many small packets), the
-//! fastest secure algorithms libssh2 offers put first, and one channel per
-//! script, each script doing a whole step in one round trip.
+//! Speed (docs/design.md, "The remote protocol"): TCP_NODELAY (steps are
+//! many small packets), the fastest secure algorithms libssh2 offers put
+//! first, and ONE remote shell per connection: each remote session costs
+//! the host's sshd a fork and a shell start, so the steps of a connection
+//! are sent one after the other to the same `sh -s`, each ended by a
+//! marker only this connection knows.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -19,7 +23,8 @@ use ssh2::{MethodType, Session};
 
 use super::knownhosts::{self, KnownHosts, Verdict};
 use super::reach::Reach;
-use super::shell;
+use super::script;
+use super::shell::{self, Sections};
 
 /// Settings shared by every connection of a run.
 #[derive(Debug, Clone)]
@@ -30,7 +35,7 @@ pub struct ConnectOptions {
 }
 
 /// Why a connection could not be made. The first three mean the host is
-/// `unreachable`; the host key ones mean `failed` (SPEC §5).
+/// `unreachable`; the host key ones mean `failed` (docs/design.md, "Formats").
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot resolve {0}")]
@@ -72,6 +77,27 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// True when the cause is on this machine, not on the way to the host
+    /// or in its rules: no file descriptors or memory for a socket, no
+    /// local address or route. Such a failure of the confirming
+    /// connection is retried before anything is rolled back.
+    pub fn is_local(&self) -> bool {
+        match self {
+            ConnectError::Tcp { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(
+                    libc::EMFILE
+                        | libc::ENFILE
+                        | libc::ENOBUFS
+                        | libc::ENOMEM
+                        | libc::EADDRNOTAVAIL
+                        | libc::ENETUNREACH
+                )
+            ),
+            _ => false,
+        }
+    }
+
     /// True when the error is about trust (host key), not reachability.
     pub fn is_host_key(&self) -> bool {
         matches!(
@@ -85,30 +111,41 @@ impl ConnectError {
     }
 }
 
-/// A script could not be run to completion (the connection broke or timed out).
+/// A step could not be run to completion.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ExecError(pub String);
+pub enum ExecError {
+    /// The connection broke or timed out: nothing is known of the step.
+    #[error("{0}")]
+    Transport(String),
+    /// The host's shell ended before the step did (sudo refused, no `sh`,
+    /// the shell was killed): what it printed, and its exit status.
+    #[error("the remote shell ended (exit {}): {}", .0.status, .0.text.trim())]
+    Ended(Output),
+}
 
-/// What a script printed, and how it exited.
+/// What a step printed (standard error joined with standard output), split
+/// into its sections, and how it exited.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
-    pub stdout: String,
-    pub stderr: String,
+    /// Everything printed, section markers included.
+    pub text: String,
+    pub sections: Sections,
     pub status: i32,
 }
 
 /// The engine's view of the transport: it never constructs connections
 /// itself, so tests and other transports can stand in.
 pub trait Connector: Send + Sync {
-    fn connect(&self, target: &Reach) -> Result<Box<dyn Connection>, ConnectError>;
+    fn connect(&self, reach: &Reach) -> Result<Box<dyn Connection>, ConnectError>;
 }
 
-/// One authenticated connection to a host.
+/// One authenticated connection to a host, with at most one remote shell
+/// (docs/design.md, "The remote protocol").
 pub trait Connection: Send {
-    /// Run `script` as root (`sh -s`, or `sudo -n sh -s` for become) with the
-    /// script on stdin; returns its output whatever its exit status.
-    fn run(&mut self, script: &str) -> Result<Output, ExecError>;
+    /// Run one step (a rendered [`super::script::Script`]) in the
+    /// connection's shell, as root; the shell starts with the first step.
+    /// Returns once the step has ended, whatever its exit status.
+    fn run(&mut self, step: &str) -> Result<Output, ExecError>;
 
     /// Bound every later blocking call on this connection.
     fn set_timeout(&mut self, timeout: Duration);
@@ -279,47 +316,140 @@ impl Connector for SshConnector {
         Ok(Box::new(SshConnection {
             sess,
             become_: t.become_,
+            shell: None,
+            nonce: nonce(),
+            pending: Vec::new(),
         }))
     }
 }
 
-/// An authenticated ssh2 session; each script gets its own channel.
+/// A random marker for one connection's sections: hex of 16 bytes from
+/// the kernel's random source (or, failing that, of the time and pid:
+/// unpredictable enough for a host that does not know it is being read).
+fn nonce() -> String {
+    use std::io::Read as _;
+    let mut raw = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .is_ok();
+    if !ok {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        raw[..16].copy_from_slice(&(t ^ u128::from(std::process::id())).to_le_bytes());
+    }
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An authenticated ssh2 session and its one shell (opened by the first
+/// step). Each step is written to the shell's stdin and read back up to
+/// its end marker; the shell reads the next step only when it is sent.
 pub struct SshConnection {
     sess: Session,
     become_: bool,
+    shell: Option<ssh2::Channel>,
+    nonce: String,
+    /// Output read past the end of the last step (none expected).
+    pending: Vec<u8>,
 }
 
-impl Connection for SshConnection {
-    fn run(&mut self, script: &str) -> Result<Output, ExecError> {
-        let err = |what: &str, e: &dyn std::fmt::Display| ExecError(format!("{what}: {e}"));
+impl SshConnection {
+    fn open_shell(&mut self) -> Result<(), ExecError> {
+        let err =
+            |what: &str, e: &dyn std::fmt::Display| ExecError::Transport(format!("{what}: {e}"));
         let mut ch = self
             .sess
             .channel_session()
             .map_err(|e| err("open channel", &e))?;
+        // sudo and the shell's own complaints come before `exec 2>&1`.
+        ch.handle_extended_data(ssh2::ExtendedData::Merge)
+            .map_err(|e| err("merge stderr", &e))?;
         ch.exec(shell::remote_command(self.become_))
             .map_err(|e| err("exec", &e))?;
-        ch.write_all(script.as_bytes())
-            .map_err(|e| err("send script", &e))?;
-        ch.send_eof().map_err(|e| err("send eof", &e))?;
-        let mut out = Vec::new();
-        ch.read_to_end(&mut out)
-            .map_err(|e| err("read output", &e))?;
-        let mut errb = Vec::new();
-        ch.stderr()
-            .read_to_end(&mut errb)
-            .map_err(|e| err("read errors", &e))?;
-        ch.wait_close().map_err(|e| err("close channel", &e))?;
-        let status = ch.exit_status().map_err(|e| err("exit status", &e))?;
-        Ok(Output {
-            stdout: String::from_utf8_lossy(&out).into_owned(),
-            stderr: String::from_utf8_lossy(&errb).into_owned(),
+        ch.write_all(script::preamble(&self.nonce).as_bytes())
+            .map_err(|e| err("send", &e))?;
+        self.shell = Some(ch);
+        Ok(())
+    }
+
+    /// The shell ended before the step did: what it printed, its status.
+    fn ended(&mut self, text: String) -> ExecError {
+        let status = match self.shell.as_mut() {
+            Some(ch) => {
+                let _ = ch.wait_close();
+                ch.exit_status().unwrap_or(-1)
+            }
+            None => -1,
+        };
+        self.shell = None;
+        let sections = Sections::parse(&text, &self.nonce);
+        ExecError::Ended(Output {
+            text,
+            sections,
             status,
         })
+    }
+}
+
+impl Connection for SshConnection {
+    fn run(&mut self, step: &str) -> Result<Output, ExecError> {
+        if self.shell.is_none() {
+            self.open_shell()?;
+        }
+        let end = format!("\n@@rampart:{}:@end ", self.nonce);
+        let Some(ch) = self.shell.as_mut() else {
+            return Err(ExecError::Transport("no shell".into()));
+        };
+        let send = format!("{step}printf '\\n@@rampart:%s:@end %s\\n' \"$rp_nonce\" \"$?\"\n");
+        ch.write_all(send.as_bytes())
+            .and_then(|()| ch.flush())
+            .map_err(|e| ExecError::Transport(format!("send step: {e}")))?;
+        let mut buf = std::mem::take(&mut self.pending);
+        let mut chunk = [0u8; 16384];
+        loop {
+            if let Some(at) = find(&buf, end.as_bytes()) {
+                let rest = &buf[at + end.len()..];
+                if let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+                    let status = String::from_utf8_lossy(&rest[..nl])
+                        .trim()
+                        .parse()
+                        .unwrap_or(-1);
+                    self.pending = rest[nl + 1..].to_vec();
+                    let text = String::from_utf8_lossy(&buf[..at]).into_owned();
+                    let sections = Sections::parse(&text, &self.nonce);
+                    return Ok(Output {
+                        text,
+                        sections,
+                        status,
+                    });
+                }
+            }
+            let Some(ch) = self.shell.as_mut() else {
+                return Err(ExecError::Transport("no shell".into()));
+            };
+            match ch.read(&mut chunk) {
+                Ok(0) => {
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    return Err(self.ended(text));
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => {
+                    self.shell = None;
+                    return Err(ExecError::Transport(format!("read output: {e}")));
+                }
+            }
+        }
     }
 
     fn set_timeout(&mut self, timeout: Duration) {
         self.sess.set_timeout(Self::timeout_ms(timeout));
     }
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 impl SshConnection {
@@ -330,6 +460,11 @@ impl SshConnection {
 
 impl Drop for SshConnection {
     fn drop(&mut self) {
+        // End of input ends the shell: it runs nothing it has not received.
+        if let Some(mut ch) = self.shell.take() {
+            let _ = ch.send_eof();
+            let _ = ch.close();
+        }
         let _ = self.sess.disconnect(None, "rampart done", None);
     }
 }

@@ -627,14 +627,23 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
             after.files.iter().all(Option::is_none),
             "{name}: something was persisted"
         );
-        // The switch cleans up after itself: no pid file, no uploaded rules;
-        // it leaves a note that it fired.
+        // The switch cleans up after itself (no pid file, no script) and
+        // leaves its record: the claim it won, and what it did.
         let mut dir = after.state_dir.clone().unwrap_or_default();
         dir.sort();
+        let claims = dir.iter().filter(|f| f.starts_with("claim.")).count();
+        dir.retain(|f| !f.starts_with("claim."));
+        assert_eq!(claims, 1, "{name}: one claim, the switch's");
         assert_eq!(
             dir,
-            ["backup.v4", "backup.v6", "switch.fired"],
+            ["backup.v4", "backup.v6", "switch.state"],
             "{name}: /var/lib/rampart"
+        );
+        let record = lab.exec_in(name, &["cat", "/var/lib/rampart/switch.state"]);
+        assert_eq!(
+            stdout(&record).trim(),
+            "restored",
+            "{name}: the switch's record"
         );
         let left = settle_processes(&lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
