@@ -800,7 +800,10 @@ impl Txn<'_> {
                 let result = out.sections.text("result").trim().to_string();
                 match result.as_str() {
                     "restored" => "previous rules restored".to_string(),
-                    "restore_failed" => "restoring the previous rules failed: the dead-man switch stays armed and retries when it fires".to_string(),
+                    "restore_failed" => format!(
+                        "restoring the previous rules failed ({}): the dead-man switch stays armed and retries when it fires",
+                        out.sections.text("detail").trim()
+                    ),
                     other => match other.strip_prefix("fired") {
                         Some(st) => format!("the dead-man switch had fired and recorded {}", st.trim()),
                         None => format!("the restore gave no answer ({other:?}): the dead-man switch stays armed"),

@@ -191,6 +191,7 @@ pub fn lib_vars(nonce: &str) -> Script {
         .set("rp_lock_wait", LOCK_WAIT_SECS.to_string())
         .set("rp_preserve", "")
         .set("rp_keep", "")
+        .set("rp_systemd", "/run/systemd/system")
 }
 
 /// What a connection's shell runs first: standard error joins standard
@@ -198,8 +199,14 @@ pub fn lib_vars(nonce: &str) -> Script {
 /// login shell's `$SSH_CONNECTION`) is kept, and the shared functions are
 /// defined with their parameters.
 pub fn preamble(nonce: &str) -> String {
+    preamble_with(&lib_vars(nonce))
+}
+
+/// [`preamble`] with the shared functions' parameters given (the tests
+/// that run the scripts under several shells point `rp_path` at stubs).
+pub fn preamble_with(lib: &Script) -> String {
     let mut s = String::from("exec 2>&1\nrp_ssh=${1-}\n");
-    s.push_str(&lib_vars(nonce).assignments());
+    s.push_str(&lib.assignments());
     s.push_str(LIB);
     s
 }

@@ -10,3 +10,4 @@ mod apply;
 mod audit;
 mod realworld;
 mod rollout;
+mod scripts;

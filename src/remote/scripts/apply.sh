@@ -89,7 +89,7 @@ if ! rp_err=$(rp_write "$rp_state/switch.sh" "$rp_switch" 2>&1); then
     exit 0
 fi
 rp_how=
-if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+if [ -d "$rp_systemd" ] && command -v systemd-run >/dev/null 2>&1; then
     if systemd-run --unit="rampart-switch-$rp_token" --quiet --collect \
         /bin/sh "$rp_state/switch.sh" </dev/null >/dev/null 2>&1 9<&-; then
         rp_how=systemd-run

@@ -30,7 +30,7 @@ done
 sec ipv6
 if [ -e /proc/net/if_inet6 ]; then echo enabled; else echo disabled; fi
 sec firewalld
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+if [ -d "$rp_systemd" ] && command -v systemctl >/dev/null 2>&1; then
     systemctl is-active firewalld 2>/dev/null
 fi
 if command -v firewall-cmd >/dev/null 2>&1; then firewall-cmd --state 2>/dev/null; fi
@@ -40,7 +40,7 @@ if [ -r /etc/ufw/ufw.conf ]; then grep -i '^ENABLED=yes' /etc/ufw/ufw.conf; fi
 # when /sbin/init is systemd and /etc/systemd/system exists; else OpenRC;
 # else sysvinit-style /etc/init.d. (docs/design.md, "Persistence and boot")
 sec init
-if [ -d /run/systemd/system ]; then
+if [ -d "$rp_systemd" ]; then
     echo systemd running
 else
     case $(readlink -f /sbin/init 2>/dev/null) in

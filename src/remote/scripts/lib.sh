@@ -9,6 +9,8 @@
 #   rp_lock_wait  seconds an iptables tool may wait for the xtables lock
 #   rp_preserve   chain patterns rampart leaves alone (shell patterns, one per line)
 #   rp_keep       chain names rampart leaves alone (one per line)
+#   rp_systemd    the directory that exists when systemd is PID 1
+#                 (/run/systemd/system; the script tests point it elsewhere)
 # shellcheck shell=sh disable=SC2154
 
 PATH=$rp_path
