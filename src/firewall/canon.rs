@@ -9,10 +9,22 @@
 //! Modules not listed are kept exactly as written (opaque): correct for
 //! anything read from a host, and caught by verification for raw rules.
 
-use super::model::{Arg, Match, Opt, Rule, Target};
-use super::parse::Tok;
-use super::services::port_number;
+use super::model::{cidr_to_string, parse_cidr, Arg, Match, Opt, Rule, Target};
+use super::services::{canonical_proto, port_number, PROTOCOLS};
 use super::spec::Family;
+
+/// One token of a rule line: its text with quotes and escapes removed,
+/// whether any part of it was quoted, and its 0-based char offset.
+///
+/// Defined here rather than in `parse` so that the dependency runs one way
+/// only: `parse` tokenizes and asks `canon` what each option means; `canon`
+/// knows nothing of how lines are split.
+#[derive(Debug, Clone)]
+pub(crate) struct Tok {
+    pub text: String,
+    pub quoted: bool,
+    pub start: usize,
+}
 
 /// (module, option, number of arguments). Aliases map in [`canonical_name`].
 const MATCH_OPTS: &[(&str, &str, usize)] = &[
@@ -27,6 +39,17 @@ const MATCH_OPTS: &[(&str, &str, usize)] = &[
     ("udp", "--source-port", 1),
     ("udp", "--dport", 1),
     ("udp", "--destination-port", 1),
+    ("sctp", "--sport", 1),
+    ("sctp", "--source-port", 1),
+    ("sctp", "--dport", 1),
+    ("sctp", "--destination-port", 1),
+    ("sctp", "--chunk-types", 2),
+    ("dccp", "--sport", 1),
+    ("dccp", "--source-port", 1),
+    ("dccp", "--dport", 1),
+    ("dccp", "--destination-port", 1),
+    ("dccp", "--dccp-types", 1),
+    ("dccp", "--dccp-option", 1),
     ("icmp", "--icmp-type", 1),
     ("icmp6", "--icmpv6-type", 1),
     ("multiport", "--dports", 1),
@@ -113,6 +136,8 @@ pub(crate) fn implicit_match(proto: &str) -> Option<&'static str> {
         "udp" => Some("udp"),
         "icmp" => Some("icmp"),
         "ipv6-icmp" => Some("icmp6"),
+        "sctp" => Some("sctp"),
+        "dccp" => Some("dccp"),
         _ => None,
     }
 }
@@ -192,6 +217,19 @@ pub(crate) fn normalize_match_opt(module: &str, name: &str, neg: bool, args: &[T
                 return err(a, "bad recent list name");
             }
             opt(neg, name, vec![Arg::bare(a.text.clone())])
+        }
+        ("conntrack", "--ctproto", Some(a)) => opt(neg, name, vec![Arg::bare(proto_number(a)?)]),
+        ("conntrack", "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst", Some(a)) => {
+            let c = parse_cidr(&a.text).or_else(|m| err(a, m))?;
+            opt(neg, name, vec![Arg::bare(cidr_to_string(&c))])
+        }
+        (
+            "conntrack",
+            "--ctorigsrcport" | "--ctorigdstport" | "--ctreplsrcport" | "--ctrepldstport",
+            Some(a),
+        ) => opt(neg, name, vec![Arg::bare(port_range(a)?)]),
+        ("addrtype", "--src-type" | "--dst-type", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(addr_types(a)?)])
         }
         ("icmp", "--icmp-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, false)?)]),
         ("icmp6", "--icmpv6-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, true)?)]),
@@ -472,6 +510,54 @@ fn port_list(a: &Tok) -> Result<String, (usize, String)> {
     Ok(out.join(","))
 }
 
+/// conntrack's `--ctproto`: iptables-save prints the number.
+fn proto_number(a: &Tok) -> Result<String, (usize, String)> {
+    let name = match canonical_proto(&a.text) {
+        Some(n) if n != "all" => n,
+        _ => return err(a, format!("unknown protocol {:?}", a.text)),
+    };
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(name);
+    }
+    match PROTOCOLS.iter().find(|(n, _)| *n == name) {
+        Some((_, num)) => Ok(num.to_string()),
+        None => err(a, format!("unknown protocol {:?}", a.text)),
+    }
+}
+
+/// addrtype's types, in the kernel's bit order (how addrtype_save prints).
+fn addr_types(a: &Tok) -> Result<String, (usize, String)> {
+    const ORDER: &[&str] = &[
+        "UNSPEC",
+        "UNICAST",
+        "LOCAL",
+        "BROADCAST",
+        "ANYCAST",
+        "MULTICAST",
+        "BLACKHOLE",
+        "UNREACHABLE",
+        "PROHIBIT",
+        "THROW",
+        "NAT",
+        "XRESOLVE",
+    ];
+    let mut seen = [false; 12];
+    for t in a.text.split(',') {
+        let t = t.to_ascii_uppercase();
+        match ORDER.iter().position(|n| *n == t) {
+            Some(i) => seen[i] = true,
+            None => return err(a, format!("unknown address type {t:?}")),
+        }
+    }
+    Ok(ORDER
+        .iter()
+        .zip(seen)
+        .filter(|(_, s)| *s)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
 const TCP_FLAGS: &[(&str, u8)] = &[
     ("FIN", 0x01),
     ("SYN", 0x02),
@@ -671,6 +757,130 @@ fn icmp_type(a: &Tok, v6: bool) -> Result<String, (usize, String)> {
         None if num(&t).is_some() => Ok(t),
         Some((ty, code)) if num(ty).is_some() && num(code).is_some() => Ok(t),
         _ => err(a, format!("unknown ICMP type {:?}", a.text)),
+    }
+}
+
+/// Protocol names every supported iptables prints the same way (its own
+/// built-in table, not `/etc/protocols`): 1.8.11 prints any other protocol
+/// as a number where 1.8.7 and 1.8.9 print the name `/etc/protocols` gives.
+const CERTAIN_PROTOS: &[&str] = &[
+    "tcp",
+    "udp",
+    "udplite",
+    "icmp",
+    "ipv6-icmp",
+    "sctp",
+    "dccp",
+    "esp",
+    "ah",
+];
+
+/// Target extensions of iptables 1.8 (a user chain can never be named like
+/// one). One of these without options is printed with its defaults filled
+/// in (`-j NFQUEUE` -> `--queue-num 0`), so only the ones rampart models
+/// are certain.
+const EXTENSION_TARGETS: &[&str] = &[
+    "AUDIT",
+    "CHECKSUM",
+    "CLASSIFY",
+    "CLUSTERIP",
+    "CONNMARK",
+    "CONNSECMARK",
+    "CT",
+    "DNAT",
+    "DNPT",
+    "DSCP",
+    "ECN",
+    "HL",
+    "HMARK",
+    "IDLETIMER",
+    "LED",
+    "LOG",
+    "MARK",
+    "MASQUERADE",
+    "NETMAP",
+    "NFLOG",
+    "NFQUEUE",
+    "NOTRACK",
+    "RATEEST",
+    "REDIRECT",
+    "REJECT",
+    "SECMARK",
+    "SET",
+    "SNAT",
+    "SNPT",
+    "SYNPROXY",
+    "TCPMSS",
+    "TCPOPTSTRIP",
+    "TEE",
+    "TOS",
+    "TPROXY",
+    "TRACE",
+    "TTL",
+    "ULOG",
+];
+
+/// Matches whose canonical form rampart writes exactly as every supported
+/// iptables version and backend prints it (checked against the printed
+/// corpus, `tests/corpus/printed/`).
+const CERTAIN_MATCHES: &[&str] = &[
+    "tcp",
+    "udp",
+    "icmp",
+    "icmp6",
+    "multiport",
+    "state",
+    "conntrack",
+    "limit",
+    "comment",
+    "recent",
+    "addrtype",
+];
+
+/// Targets likewise (user chains and verdicts are always certain).
+const CERTAIN_TARGETS: &[&str] = &["REJECT", "LOG"];
+
+/// Is `rule`'s offline canonical form exactly what iptables-save prints
+/// for it on every supported version and backend? False for anything that
+/// depends on the host: names only the host resolves (users, groups),
+/// modules rampart keeps opaque, spellings that differ between versions.
+pub(crate) fn rule_certain(rule: &Rule) -> bool {
+    if let Some(p) = &rule.proto {
+        if !CERTAIN_PROTOS.contains(&p.value.as_str()) {
+            return false;
+        }
+    }
+    for (i, m) in rule.matches.iter().enumerate() {
+        if !CERTAIN_MATCHES.contains(&m.name.as_str()) {
+            return false;
+        }
+        // A module loaded twice (`-p tcp --dport 22 -m tcp --tcp-flags ...`)
+        // is merged into one by some versions and not by others.
+        if rule.matches[..i].iter().any(|x| x.name == m.name) {
+            return false;
+        }
+    }
+    if let Some(t) = &rule.target {
+        let known = is_verdict(&t.name) || CERTAIN_TARGETS.contains(&t.name.as_str());
+        if !known && EXTENSION_TARGETS.contains(&t.name.as_str()) {
+            return false;
+        }
+        if !known && !t.opts.is_empty() {
+            return false;
+        }
+    }
+    true
+}
+
+impl Rule {
+    /// Whether this rule's canonical form is certain: exactly what
+    /// `iptables-save` prints for it on every supported iptables (1.8.7,
+    /// 1.8.9, 1.8.11; legacy and nf_tables). When every desired rule is
+    /// certain, verification can compare with the offline form; otherwise
+    /// only the host's own iptables can say how it prints the rule
+    /// (docs/design.md, "Canonical form").
+    pub fn canon_certain(&self) -> bool {
+        rule_certain(self)
     }
 }
 

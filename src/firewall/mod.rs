@@ -36,6 +36,8 @@
 
 mod baseline;
 mod canon;
+#[cfg(test)]
+mod corpus;
 mod diff;
 pub mod listing;
 mod model;
