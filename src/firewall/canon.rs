@@ -86,6 +86,20 @@ const MATCH_OPTS: &[(&str, &str, usize)] = &[
     ("recent", "--mask", 1),
     ("recent", "--rsource", 0),
     ("recent", "--rdest", 0),
+    ("connlimit", "--connlimit-upto", 1),
+    ("connlimit", "--connlimit-above", 1),
+    ("connlimit", "--connlimit-mask", 1),
+    ("connlimit", "--connlimit-saddr", 0),
+    ("connlimit", "--connlimit-daddr", 0),
+    ("mark", "--mark", 1),
+    ("connmark", "--mark", 1),
+    ("iprange", "--src-range", 1),
+    ("iprange", "--dst-range", 1),
+    ("mac", "--mac-source", 1),
+    ("owner", "--uid-owner", 1),
+    ("owner", "--gid-owner", 1),
+    ("owner", "--socket-exists", 0),
+    ("owner", "--suppl-groups", 0),
     ("addrtype", "--src-type", 1),
     ("addrtype", "--dst-type", 1),
     ("addrtype", "--limit-iface-in", 0),
@@ -231,6 +245,29 @@ pub(crate) fn normalize_match_opt(module: &str, name: &str, neg: bool, args: &[T
         ("addrtype", "--src-type" | "--dst-type", Some(a)) => {
             opt(neg, name, vec![Arg::bare(addr_types(a)?)])
         }
+        // `! --connlimit-above N` is `--connlimit-upto N` and vice versa:
+        // the kernel keeps one flag, and connlimit_save prints from it.
+        ("connlimit", "--connlimit-upto" | "--connlimit-above", Some(a)) => {
+            let above = (name == "--connlimit-above") != neg;
+            let n = number(a, 0, u32::MAX as u64)?;
+            let name = if above {
+                "--connlimit-above"
+            } else {
+                "--connlimit-upto"
+            };
+            opt(false, name, vec![Arg::bare(n)])
+        }
+        ("connlimit", "--connlimit-mask", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(number(a, 0, 128)?)])
+        }
+        ("mark" | "connmark", "--mark", Some(a)) => opt(neg, name, vec![Arg::bare(mark(a)?)]),
+        ("iprange", "--src-range" | "--dst-range", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(ip_range(a)?)])
+        }
+        ("mac", "--mac-source", Some(a)) => opt(neg, name, vec![Arg::bare(mac(a)?)]),
+        ("owner", "--uid-owner" | "--gid-owner", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(owner_id(a))])
+        }
         ("icmp", "--icmp-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, false)?)]),
         ("icmp6", "--icmpv6-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, true)?)]),
         _ => opt(neg, name, as_given(args)),
@@ -340,6 +377,27 @@ pub(crate) fn finish_match(m: &mut Match) {
                 "--ctdir",
             ],
         ),
+        "connlimit" => {
+            if m.opt("--connlimit-upto").is_none() && m.opt("--connlimit-above").is_none() {
+                // iptables requires one; keep the rule as written so the
+                // host's iptables-restore --test says so.
+                return;
+            }
+            if m.opt("--connlimit-saddr").is_none() && m.opt("--connlimit-daddr").is_none() {
+                m.opts.push(Opt::new("--connlimit-saddr", &[]));
+            }
+            sort_connlimit(m);
+        }
+        "owner" => sort_opts(
+            &mut m.opts,
+            &[
+                "--socket-exists",
+                "--uid-owner",
+                "--gid-owner",
+                "--suppl-groups",
+            ],
+        ),
+        "iprange" => sort_opts(&mut m.opts, &["--src-range", "--dst-range"]),
         "addrtype" => sort_opts(
             &mut m.opts,
             &[
@@ -351,6 +409,19 @@ pub(crate) fn finish_match(m: &mut Match) {
         ),
         _ => {}
     }
+}
+
+fn sort_connlimit(m: &mut Match) {
+    sort_opts(
+        &mut m.opts,
+        &[
+            "--connlimit-upto",
+            "--connlimit-above",
+            "--connlimit-mask",
+            "--connlimit-saddr",
+            "--connlimit-daddr",
+        ],
+    );
 }
 
 fn sort_recent(m: &mut Match) {
@@ -413,6 +484,16 @@ pub(crate) fn apply_family(rule: &mut Rule, family: Family) {
                     a.text = reject_alias(&a.text, family).to_string();
                 }
             }
+        }
+    }
+    for m in rule.matches.iter_mut().filter(|m| m.name == "connlimit") {
+        if m.opt("--connlimit-mask").is_none() {
+            let len = match family {
+                Family::V4 => "32",
+                Family::V6 => "128",
+            };
+            m.opts.push(Opt::new("--connlimit-mask", &[len]));
+            sort_connlimit(m);
         }
     }
     for m in rule.matches.iter_mut().filter(|m| m.name == "recent") {
@@ -508,6 +589,107 @@ fn port_list(a: &Tok) -> Result<String, (usize, String)> {
         );
     }
     Ok(out.join(","))
+}
+
+/// A number the way strtoul(..., 0) reads it: `0x` hex, leading `0`
+/// octal, else decimal; at most 32 bits.
+fn u32_any_base(text: &str) -> Option<u32> {
+    let (digits, radix) =
+        if let Some(h) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            (h, 16)
+        } else if text.len() > 1 && text.starts_with('0') {
+            (&text[1..], 8)
+        } else {
+            (text, 10)
+        };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
+}
+
+/// mark/connmark `VALUE[/MASK]` -> `0xV[/0xM]`, the mask left out when it
+/// is all ones (mark_mt_save).
+fn mark(a: &Tok) -> Result<String, (usize, String)> {
+    let (v, m) = match a.text.split_once('/') {
+        Some((v, m)) => (v, Some(m)),
+        None => (a.text.as_str(), None),
+    };
+    let bad = || (a.start, format!("bad mark {:?}", a.text));
+    let v = u32_any_base(v).ok_or_else(bad)?;
+    let m = match m {
+        Some(m) => u32_any_base(m).ok_or_else(bad)?,
+        None => u32::MAX,
+    };
+    Ok(if m == u32::MAX {
+        format!("{v:#x}")
+    } else {
+        format!("{v:#x}/{m:#x}")
+    })
+}
+
+/// iprange's `A-B` (or one address) with both ends printed as inet_ntop does.
+fn ip_range(a: &Tok) -> Result<String, (usize, String)> {
+    let one = |t: &str| -> Result<std::net::IpAddr, (usize, String)> {
+        t.parse::<std::net::IpAddr>()
+            .map_err(|_| (a.start, format!("bad address {t:?} in range {:?}", a.text)))
+    };
+    match a.text.split_once('-') {
+        Some((lo, hi)) => {
+            let (lo, hi) = (one(lo)?, one(hi)?);
+            if lo.is_ipv4() != hi.is_ipv4() {
+                return err(a, format!("range {:?} mixes IPv4 and IPv6", a.text));
+            }
+            Ok(format!("{lo}-{hi}"))
+        }
+        None => {
+            let x = one(&a.text)?;
+            Ok(format!("{x}-{x}"))
+        }
+    }
+}
+
+/// A MAC address, lowercase (mac_save prints `%02x`).
+fn mac(a: &Tok) -> Result<String, (usize, String)> {
+    let parts: Vec<&str> = a.text.split(':').collect();
+    if parts.len() != 6
+        || !parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return err(a, format!("bad MAC address {:?}", a.text));
+    }
+    Ok(parts
+        .iter()
+        .map(|p| format!("{:0>2}", p.to_ascii_lowercase()))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// owner's `--uid-owner`/`--gid-owner`: `N` or `N-M` as printed (`N-N` is
+/// `N`); a name stays as written, for the host to resolve.
+fn owner_id(a: &Tok) -> String {
+    let num = |t: &str| {
+        t.parse::<u32>()
+            .ok()
+            .filter(|_| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match a.text.split_once('-') {
+        None => match num(&a.text) {
+            Some(n) => n.to_string(),
+            None => a.text.clone(),
+        },
+        Some((lo, hi)) => match (num(lo), num(hi)) {
+            (Some(l), Some(h)) if l == h => l.to_string(),
+            (Some(l), Some(h)) => format!("{l}-{h}"),
+            _ => a.text.clone(),
+        },
+    }
+}
+
+/// Is this owner argument a number or range (not a name the host resolves)?
+fn owner_id_numeric(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-')
 }
 
 /// conntrack's `--ctproto`: iptables-save prints the number.
@@ -835,6 +1017,12 @@ const CERTAIN_MATCHES: &[&str] = &[
     "comment",
     "recent",
     "addrtype",
+    "connlimit",
+    "mark",
+    "connmark",
+    "iprange",
+    "mac",
+    "owner",
 ];
 
 /// Targets likewise (user chains and verdicts are always certain).
@@ -857,6 +1045,19 @@ pub(crate) fn rule_certain(rule: &Rule) -> bool {
         // A module loaded twice (`-p tcp --dport 22 -m tcp --tcp-flags ...`)
         // is merged into one by some versions and not by others.
         if rule.matches[..i].iter().any(|x| x.name == m.name) {
+            return false;
+        }
+        // Users and groups by name: only the host knows their numbers.
+        if m.name == "owner"
+            && m.opts.iter().any(|o| {
+                matches!(o.name.as_str(), "--uid-owner" | "--gid-owner")
+                    && !o.args.first().is_some_and(|a| owner_id_numeric(&a.text))
+            })
+        {
+            return false;
+        }
+        // The mask default is per family: unknown until the rule is placed.
+        if m.name == "connlimit" && m.opt("--connlimit-mask").is_none() {
             return false;
         }
     }
