@@ -39,6 +39,7 @@ mod canon;
 #[cfg(test)]
 mod corpus;
 mod diff;
+mod hostcanon;
 pub mod listing;
 mod model;
 mod parse;
@@ -51,6 +52,7 @@ mod tests;
 
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
+pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER, HOST_CANON_SH};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,

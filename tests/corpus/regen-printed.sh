@@ -33,6 +33,7 @@ out="$here/printed"
 [ "$(id -u)" = 0 ] || { echo "$0: needs root (network namespaces)" >&2; exit 2; }
 
 ns="rampart-canon-$$"
+# shellcheck disable=SC2317
 cleanup() { ip netns del "$ns" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
