@@ -60,7 +60,7 @@ pub use model::{
 };
 pub use parse::parse_save;
 pub use preserve::{glob_match, with_preserved};
-pub use render::{render, render_table};
+pub use render::{render, render_noted, render_table, uncertain_note};
 pub use services::{service_port, SERVICES};
 pub use spec::*;
 

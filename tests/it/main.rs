@@ -8,5 +8,6 @@ mod lab;
 
 mod apply;
 mod audit;
+mod corpus;
 mod realworld;
 mod rollout;
