@@ -100,6 +100,18 @@ const MATCH_OPTS: &[(&str, &str, usize)] = &[
     ("owner", "--gid-owner", 1),
     ("owner", "--socket-exists", 0),
     ("owner", "--suppl-groups", 0),
+    ("length", "--length", 1),
+    ("ttl", "--ttl-eq", 1),
+    ("ttl", "--ttl-lt", 1),
+    ("ttl", "--ttl-gt", 1),
+    ("hl", "--hl-eq", 1),
+    ("hl", "--hl-lt", 1),
+    ("hl", "--hl-gt", 1),
+    ("pkttype", "--pkt-type", 1),
+    ("tcpmss", "--mss", 1),
+    ("cpu", "--cpu", 1),
+    ("quota", "--quota", 1),
+    ("helper", "--helper", 1),
     ("addrtype", "--src-type", 1),
     ("addrtype", "--dst-type", 1),
     ("addrtype", "--limit-iface-in", 0),
@@ -115,6 +127,29 @@ const TARGET_OPTS: &[(&str, &str, usize)] = &[
     ("LOG", "--log-ip-options", 0),
     ("LOG", "--log-uid", 0),
     ("LOG", "--log-macdecode", 0),
+    ("NFQUEUE", "--queue-num", 1),
+    ("NFQUEUE", "--queue-balance", 1),
+    ("NFQUEUE", "--queue-bypass", 0),
+    ("NFQUEUE", "--fail-open", 0),
+    ("NFQUEUE", "--queue-cpu-fanout", 0),
+    ("MARK", "--set-mark", 1),
+    ("MARK", "--set-xmark", 1),
+    ("MARK", "--and-mark", 1),
+    ("MARK", "--or-mark", 1),
+    ("MARK", "--xor-mark", 1),
+    ("CONNMARK", "--set-mark", 1),
+    ("CONNMARK", "--set-xmark", 1),
+    ("CONNMARK", "--and-mark", 1),
+    ("CONNMARK", "--or-mark", 1),
+    ("CONNMARK", "--xor-mark", 1),
+    ("CONNMARK", "--save-mark", 0),
+    ("CONNMARK", "--restore-mark", 0),
+    ("CONNMARK", "--nfmask", 1),
+    ("CONNMARK", "--ctmask", 1),
+    ("CONNMARK", "--mask", 1),
+    ("TCPMSS", "--set-mss", 1),
+    ("TCPMSS", "--clamp-mss-to-pmtu", 0),
+    ("AUDIT", "--type", 1),
 ];
 
 /// Targets that take no options at all (verdicts).
@@ -268,6 +303,20 @@ pub(crate) fn normalize_match_opt(module: &str, name: &str, neg: bool, args: &[T
         ("owner", "--uid-owner" | "--gid-owner", Some(a)) => {
             opt(neg, name, vec![Arg::bare(owner_id(a))])
         }
+        ("length" | "tcpmss", "--length" | "--mss", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(u16_range(a)?)])
+        }
+        ("ttl" | "hl", _, Some(a)) => opt(neg, name, vec![Arg::bare(number(a, 0, 255)?)]),
+        ("pkttype", "--pkt-type", Some(a)) => {
+            let t = a.text.to_ascii_lowercase();
+            match t.as_str() {
+                "unicast" | "broadcast" | "multicast" => opt(neg, name, vec![Arg::bare(t)]),
+                _ => err(a, format!("unknown packet type {:?}", a.text)),
+            }
+        }
+        ("cpu", "--cpu", Some(a)) => opt(neg, name, vec![Arg::bare(number(a, 0, 65535)?)]),
+        ("quota", "--quota", Some(a)) => opt(neg, name, vec![Arg::bare(number(a, 0, u64::MAX)?)]),
+        ("helper", "--helper", Some(a)) => opt(neg, name, vec![Arg::saved_string(a.text.clone())]),
         ("icmp", "--icmp-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, false)?)]),
         ("icmp6", "--icmpv6-type", Some(a)) => opt(neg, name, vec![Arg::bare(icmp_type(a, true)?)]),
         _ => opt(neg, name, as_given(args)),
@@ -285,6 +334,53 @@ pub(crate) fn normalize_target_opt(target: &str, name: &str, neg: bool, args: &[
                 t
             };
             opt(neg, name, vec![Arg::bare(t)])
+        }
+        // MARK and CONNMARK keep one (value, mask) pair: iptables-save
+        // prints every spelling as --set-xmark VALUE/MASK, where
+        // `--or-mark M` is M/M, `--and-mark M` is 0/~M, `--xor-mark M` is M/0.
+        ("MARK" | "CONNMARK", "--set-mark" | "--set-xmark", Some(a)) => {
+            let (v, m) = mark_pair(a)?;
+            let m = if name == "--set-mark" && !a.text.contains('/') {
+                u32::MAX
+            } else if name == "--set-mark" {
+                // --set-mark V/M zeroes M, then sets V: V/(M|V).
+                m | v
+            } else {
+                m
+            };
+            opt(
+                neg,
+                "--set-xmark",
+                vec![Arg::bare(format!("{v:#x}/{m:#x}"))],
+            )
+        }
+        ("MARK" | "CONNMARK", "--and-mark" | "--or-mark" | "--xor-mark", Some(a)) => {
+            let m = u32_any_base(&a.text).ok_or((a.start, format!("bad mark {:?}", a.text)))?;
+            let (v, mask) = match name {
+                "--and-mark" => (0, !m),
+                "--or-mark" => (m, m),
+                _ => (m, 0),
+            };
+            opt(
+                neg,
+                "--set-xmark",
+                vec![Arg::bare(format!("{v:#x}/{mask:#x}"))],
+            )
+        }
+        ("CONNMARK", "--nfmask" | "--ctmask", Some(a)) => {
+            let m = u32_any_base(&a.text).ok_or((a.start, format!("bad mask {:?}", a.text)))?;
+            opt(neg, name, vec![Arg::bare(format!("{m:#x}"))])
+        }
+        ("NFQUEUE", "--queue-num", Some(a)) => {
+            opt(neg, name, vec![Arg::bare(number(a, 0, 65535)?)])
+        }
+        ("TCPMSS", "--set-mss", Some(a)) => opt(neg, name, vec![Arg::bare(number(a, 0, 65535)?)]),
+        ("AUDIT", "--type", Some(a)) => {
+            let t = a.text.to_ascii_lowercase();
+            match t.as_str() {
+                "accept" | "drop" | "reject" => opt(neg, name, vec![Arg::bare(t)]),
+                _ => err(a, format!("unknown audit type {:?}", a.text)),
+            }
         }
         ("LOG", "--log-prefix", Some(a)) => {
             if a.text.len() > 29 {
@@ -448,6 +544,38 @@ fn sort_recent(m: &mut Match) {
 
 /// Option order and defaults of a finished target.
 pub(crate) fn finish_target(t: &mut Target) {
+    if t.name == "NFQUEUE"
+        && t.opt_named("--queue-num").is_none()
+        && t.opt_named("--queue-balance").is_none()
+    {
+        t.opts.insert(0, Opt::new("--queue-num", &["0"]));
+    }
+    if t.name == "NFQUEUE" {
+        sort_target_opts(
+            t,
+            &[
+                "--queue-num",
+                "--queue-balance",
+                "--queue-bypass",
+                "--fail-open",
+                "--queue-cpu-fanout",
+            ],
+        );
+    }
+    if t.name == "CONNMARK"
+        && (t.opt_named("--save-mark").is_some() || t.opt_named("--restore-mark").is_some())
+        && t.opt_named("--mask").is_none()
+    {
+        for m in ["--nfmask", "--ctmask"] {
+            if t.opt_named(m).is_none() {
+                t.opts.push(Opt::new(m, &["0xffffffff"]));
+            }
+        }
+        sort_target_opts(
+            t,
+            &["--save-mark", "--restore-mark", "--nfmask", "--ctmask"],
+        );
+    }
     if t.name == "LOG" {
         t.opts.retain(|o| {
             !(o.name == "--log-level" && o.args.first().is_some_and(|a| a.text == "4"))
@@ -465,6 +593,98 @@ pub(crate) fn finish_target(t: &mut Target) {
             ],
         );
     }
+}
+
+fn sort_target_opts(t: &mut Target, order: &[&str]) {
+    sort_opts(&mut t.opts, order);
+}
+
+impl Target {
+    fn opt_named(&self, name: &str) -> Option<&Opt> {
+        self.opts.iter().find(|o| o.name == name)
+    }
+}
+
+/// Options of targets rampart writes exactly as every version prints them;
+/// any other option (CONNMARK's `--mask`, NFQUEUE's `--fail-open`) leaves
+/// the rule to the host.
+const CERTAIN_TARGET_OPTS: &[(&str, &[&str])] = &[
+    ("REJECT", &["--reject-with"]),
+    (
+        "LOG",
+        &[
+            "--log-prefix",
+            "--log-level",
+            "--log-tcp-sequence",
+            "--log-tcp-options",
+            "--log-ip-options",
+            "--log-uid",
+            "--log-macdecode",
+        ],
+    ),
+    (
+        "NFQUEUE",
+        &[
+            "--queue-num",
+            "--queue-balance",
+            "--queue-bypass",
+            "--queue-cpu-fanout",
+        ],
+    ),
+    ("MARK", &["--set-xmark"]),
+    (
+        "CONNMARK",
+        &[
+            "--set-xmark",
+            "--save-mark",
+            "--restore-mark",
+            "--nfmask",
+            "--ctmask",
+        ],
+    ),
+    ("TCPMSS", &["--set-mss", "--clamp-mss-to-pmtu"]),
+    ("AUDIT", &["--type"]),
+];
+
+/// `V[/M]` for MARK/CONNMARK: the mask defaults to all ones.
+fn mark_pair(a: &Tok) -> Result<(u32, u32), (usize, String)> {
+    let bad = || (a.start, format!("bad mark {:?}", a.text));
+    match a.text.split_once('/') {
+        Some((v, m)) => Ok((
+            u32_any_base(v).ok_or_else(bad)?,
+            u32_any_base(m).ok_or_else(bad)?,
+        )),
+        None => Ok((u32_any_base(&a.text).ok_or_else(bad)?, u32::MAX)),
+    }
+}
+
+/// `A`, `A:B`, `A:`, `:B` (numbers up to 65535) as length and tcpmss print:
+/// `A` when both ends are equal, else `A:B`.
+fn u16_range(a: &Tok) -> Result<String, (usize, String)> {
+    let n = |t: &str, d: u64| -> Result<u64, (usize, String)> {
+        if t.is_empty() {
+            return Ok(d);
+        }
+        match t.parse::<u64>() {
+            Ok(v) if v <= 65535 && t.bytes().all(|b| b.is_ascii_digit()) => Ok(v),
+            _ => err(a, format!("bad range {:?}", a.text)),
+        }
+    };
+    let (lo, hi) = match a.text.split_once(':') {
+        Some((l, h)) => (n(l, 0)?, n(h, 65535)?),
+        None => {
+            let v = n(&a.text, 0)?;
+            (v, v)
+        }
+    };
+    if lo > hi {
+        return err(a, format!("bad range {:?} (start above end)", a.text));
+    }
+    Ok(if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}:{hi}")
+    })
 }
 
 /// The parts of the canonical form that depend on the family: REJECT's
@@ -1023,10 +1243,15 @@ const CERTAIN_MATCHES: &[&str] = &[
     "iprange",
     "mac",
     "owner",
+    "length",
+    "ttl",
+    "hl",
+    "pkttype",
+    "tcpmss",
+    "cpu",
+    "quota",
+    "helper",
 ];
-
-/// Targets likewise (user chains and verdicts are always certain).
-const CERTAIN_TARGETS: &[&str] = &["REJECT", "LOG"];
 
 /// Is `rule`'s offline canonical form exactly what iptables-save prints
 /// for it on every supported version and backend? False for anything that
@@ -1062,7 +1287,16 @@ pub(crate) fn rule_certain(rule: &Rule) -> bool {
         }
     }
     if let Some(t) = &rule.target {
-        let known = is_verdict(&t.name) || CERTAIN_TARGETS.contains(&t.name.as_str());
+        let certain_opts = CERTAIN_TARGET_OPTS
+            .iter()
+            .find(|(n, _)| *n == t.name)
+            .map(|(_, o)| *o);
+        if let Some(list) = certain_opts {
+            if t.opts.iter().any(|o| !list.contains(&o.name.as_str())) {
+                return false;
+            }
+        }
+        let known = is_verdict(&t.name) || certain_opts.is_some();
         if !known && EXTENSION_TARGETS.contains(&t.name.as_str()) {
             return false;
         }
