@@ -7,7 +7,13 @@
 //! the kernel round trip produces. Each rule here mirrors the `*_save`
 //! function of the corresponding libxtables extension (iptables 1.8.x).
 //! Modules not listed are kept exactly as written (opaque): correct for
-//! anything read from a host, and caught by verification for raw rules.
+//! anything read from a host. For raw rules, [`Rule::canon_certain`] says
+//! whether the offline form is exactly what every supported iptables prints
+//! (proved against `tests/corpus/printed/`, see `corpus.rs`); when it is
+//! not, the host's own iptables gives the form (`hostcanon.rs`).
+//!
+//! This module depends on `model` only: `parse` tokenizes and calls in
+//! here, never the other way round.
 
 use super::model::{cidr_to_string, parse_cidr, Arg, Match, Opt, Rule, Target};
 use super::services::{canonical_proto, port_number, PROTOCOLS};

@@ -28,11 +28,19 @@
 //! `--mask`, `--rsource`) and REJECT's default `--reject-with` added per
 //! family ([`Rule::for_family`]); `--comment`/`--log-prefix` quoted exactly
 //! when `xtables_save_string` quotes. Modules not known are kept verbatim.
+//! [`Rule::canon_certain`] says whether a rule's offline form is exactly
+//! what every supported iptables (1.8.7, 1.8.9, 1.8.11; legacy and
+//! nf_tables) prints; for the others the host decides: [`canon_probe`],
+//! [`HOST_CANON_SH`] and [`host_canonical`] load the desired table into a
+//! throwaway network namespace on the host and pair what it prints with the
+//! desired rules.
 //!
 //! Layout: `model` (the types), `parse` (text -> model), `canon` (what
 //! iptables-save prints for each known module), `services` (the seed's port
 //! table), `baseline` (the seed's protections -> `desired`), `render`,
-//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`).
+//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`),
+//! `hostcanon` (the host's own canonical form), `corpus` (tests against
+//! what real iptables versions print).
 
 mod baseline;
 mod canon;
