@@ -178,3 +178,95 @@ fn every_corpus_file_converges_and_reruns_ok() {
         failures.join("\n\n")
     );
 }
+
+/// The host canonicalisation (HOST_CANON_SH over SSH, as the engine will
+/// run it) on a real lab host: the host's form of rules rampart cannot know
+/// offline comes back paired with the desired rules, loading that form
+/// verifies with no difference, and the probe left nothing on the host
+/// (rules, files, processes, as the audit's read-only test sees them).
+#[test]
+fn host_canonicalisation_is_exact_and_leaves_nothing() {
+    use rampart::firewall::{
+        canon_probe, desired, diff, host_canonical, parse_save, render, with_preserved, Family,
+        FirewallSpec, Rule, HOST_CANON_SH,
+    };
+    let lab = Lab::up(1);
+    let host = "h001";
+    load_fail2ban(&lab, host);
+    let spec = FirewallSpec {
+        rules: [
+            "-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd",
+            "-A INPUT -p tcp --syn --dport 22 -m connlimit --connlimit-above 3 -j REJECT",
+            "-A OUTPUT -m owner --uid-owner root -j ACCEPT",
+            "-A OUTPUT -p tcp --dport 25 -m owner --gid-owner daemon -j REJECT",
+            "-A CORPUS -m string --string \"GET /x\" --algo bm -j DROP",
+            "-A CORPUS -j NFLOG --nflog-group 3",
+        ]
+        .iter()
+        .map(|l| Rule::parse(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect(),
+        preserve: vec!["f2b-*".to_string()],
+        ..FirewallSpec::default()
+    };
+    let noise = crate::audit::login_noise(&lab, host);
+    let before = crate::audit::snapshot(&lab, host);
+    for (family, cmd) in [(Family::V4, "iptables"), (Family::V6, "ip6tables")] {
+        let live_text = lab.exec_in(host, &["sh", "-c", &format!("{cmd}-save")]);
+        let live = parse_save(&String::from_utf8_lossy(&live_text.stdout), family)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let want = desired(&spec, family);
+        let probe = canon_probe(&want, &live);
+        let script =
+            format!("{HOST_CANON_SH}rampart_canon {cmd} <<'RAMPART_PROBE'\n{probe}RAMPART_PROBE\n");
+        let out = lab.ssh(host, &script);
+        assert!(out.status.success(), "{cmd}: {}", show(&out));
+        // The probe ran elsewhere: the host's own tables are as they were.
+        let now = lab.exec_in(host, &["sh", "-c", &format!("{cmd}-save")]);
+        let now = parse_save(&String::from_utf8_lossy(&now.stdout), family)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            now, live,
+            "{cmd}: the probe touched the host's own namespace"
+        );
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let hc =
+            host_canonical(&want, &printed).unwrap_or_else(|e| panic!("{cmd}: {e}\n{printed}"));
+        let respelled: Vec<String> = hc.respelled.iter().map(|(_, h)| h.to_line()).collect();
+        assert!(
+            respelled.contains(&"-A OUTPUT -m owner --uid-owner 0 -j ACCEPT".to_string()),
+            "{cmd}: {respelled:#?}"
+        );
+        assert!(
+            respelled.iter().any(|l| l.contains("--gid-owner 1 ")),
+            "daemon is gid 1: {respelled:#?}"
+        );
+        assert!(
+            !respelled.iter().any(|l| l.contains("connlimit")),
+            "connlimit is certain offline: {respelled:#?}"
+        );
+        // Applied for real, the host's form verifies with no difference,
+        // and the preserved chain is still the live one.
+        let full = with_preserved(&hc.ruleset, &live, &spec.preserve);
+        let script = format!("printf '%s' \"$1\" | {cmd}-restore && {cmd}-save");
+        let out = lab.exec_in(host, &["sh", "-c", &script, "sh", &render(&full)]);
+        assert!(out.status.success(), "{cmd}: {}", show(&out));
+        let after = parse_save(&String::from_utf8_lossy(&out.stdout), family)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = diff(&full, &after);
+        assert!(d.is_empty(), "{cmd}: {d}");
+        let offline = with_preserved(&want, &live, &spec.preserve);
+        assert!(
+            !diff(&offline, &after).is_empty(),
+            "{cmd}: the offline form would differ"
+        );
+        // Back to the state before, for the read-only comparison.
+        let script = format!("printf '%s' \"$1\" | {cmd}-restore");
+        let reset = lab.exec_in(host, &["sh", "-c", &script, "sh", &render(&live)]);
+        assert!(reset.status.success(), "{cmd}: {}", show(&reset));
+    }
+    // The probes themselves: nothing changed but what the test itself
+    // loaded and restored (the tables are compared as printed).
+    let after = crate::audit::snapshot(&lab, host);
+    let changed = crate::audit::what_changed(&before, &after, &noise);
+    assert!(changed.is_empty(), "the probe changed the host:\n{changed}");
+}
