@@ -772,8 +772,28 @@ fn port(a: &Tok, text: &str) -> Result<u16, (usize, String)> {
     port_number(text).ok_or((a.start, format!("bad port {text:?}")))
 }
 
-/// `P`, `P:Q`, `:Q`, `P:` -> `P` or `P:Q`, numbers only.
+/// A service name the host may know from its `/etc/services` although
+/// rampart's table does not: a letter, then letters, digits, `-`, `_`, `.`.
+fn service_name_syntax(t: &str) -> bool {
+    t.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// `P`, `P:Q`, `:Q`, `P:` -> `P` or `P:Q`, numbers only. A service name
+/// not in rampart's table is kept as written, for the host's iptables to
+/// resolve (the rule is then not certain offline).
 fn port_range(a: &Tok) -> Result<String, (usize, String)> {
+    let unknown_name = |t: &str| port_number(t).is_none() && service_name_syntax(t);
+    let parts: Vec<&str> = a.text.split(':').collect();
+    if parts.len() <= 2
+        && parts.iter().any(|p| unknown_name(p))
+        && parts
+            .iter()
+            .all(|p| p.is_empty() || port_number(p).is_some() || unknown_name(p))
+    {
+        return Ok(a.text.clone());
+    }
     match a.text.split_once(':') {
         None => Ok(port(a, &a.text)?.to_string()),
         Some((lo, hi)) => {
@@ -789,6 +809,13 @@ fn port_range(a: &Tok) -> Result<String, (usize, String)> {
             })
         }
     }
+}
+
+/// Is a canonical port argument numbers only (`22`, `1024:65535`, `80,443`)?
+fn port_numeric(t: &str) -> bool {
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || b == b':' || b == b',')
 }
 
 /// multiport's list: at most 15 ports, a range counting two.
@@ -808,7 +835,7 @@ fn port_list(a: &Tok) -> Result<String, (usize, String)> {
         slots += if r.contains(':') { 2 } else { 1 };
         out.push(r);
     }
-    if slots > 15 {
+    if slots > 15 && out.iter().all(|p| port_numeric(p)) {
         return err(
             a,
             "multiport takes at most 15 ports (a range counts as two)",
@@ -1284,6 +1311,15 @@ pub(crate) fn rule_certain(rule: &Rule) -> bool {
                 matches!(o.name.as_str(), "--uid-owner" | "--gid-owner")
                     && !o.args.first().is_some_and(|a| owner_id_numeric(&a.text))
             })
+        {
+            return false;
+        }
+        // Service names rampart's table lacks: the host resolves them.
+        let ports = matches!(m.name.as_str(), "tcp" | "udp" | "multiport" | "conntrack");
+        if ports
+            && m.opts.iter().any(|o| {
+                o.name.ends_with("port") || o.name.ends_with("ports")
+            } && !o.args.first().is_some_and(|a| port_numeric(&a.text)))
         {
             return false;
         }

@@ -283,6 +283,46 @@ COMMIT
         assert!(HOST_CANON_SH.contains(HOST_CANON_MARKER));
     }
 
+    /// The probe travels in a quoted here-document: no line of it can be
+    /// a shell word of the script around it, whatever a quoted comment
+    /// holds (metacharacters are only accepted inside double quotes).
+    #[test]
+    fn probe_lines_cannot_end_a_here_document() {
+        let want = desired(
+            &spec(&[
+                "-A INPUT -p tcp --dport 80 -m comment --comment \"x; $(reboot) `id` | y\" -j ACCEPT",
+                "-A CORPUS -p tcp --dport kerberos -j ACCEPT",
+            ]),
+            Family::V4,
+        );
+        let probe = canon_probe(&want, &Ruleset::empty(Family::V4));
+        assert!(
+            probe.contains("--comment \"x; $(reboot) `id` | y\""),
+            "{probe}"
+        );
+        for l in probe.lines() {
+            assert!(
+                l.starts_with('*') || l.starts_with(':') || l.starts_with("-A ") || l == "COMMIT",
+                "{l}"
+            );
+        }
+        // A service name rampart's table lacks is the host's to resolve.
+        let r = Rule::parse("-A CORPUS -p tcp --dport kerberos -j ACCEPT")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.to_line(),
+            "-A CORPUS -p tcp -m tcp --dport kerberos -j ACCEPT"
+        );
+        assert!(!r.canon_certain());
+        let r = Rule::parse("-A CORPUS -p udp --sport bootps:bootpc -j ACCEPT")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            r.to_line(),
+            "-A CORPUS -p udp -m udp --sport 67:68 -j ACCEPT"
+        );
+        assert!(r.canon_certain());
+    }
+
     #[test]
     fn host_output_that_does_not_pair_is_an_error() {
         let want = desired(
