@@ -40,7 +40,7 @@ fn corpus_files() -> Vec<(String, Vec<Family>, Vec<String>)> {
             .map(str::to_string)
             .collect();
         match name.strip_suffix(".v6") {
-            Some(stem) => out.push((stem.to_string(), vec![Family::V6], rules)),
+            Some(stem) => out.push((stem.to_string(), vec![Family::V6, Family::V4], rules)),
             None => out.push((name, vec![Family::V4, Family::V6], rules)),
         }
     }

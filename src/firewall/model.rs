@@ -265,6 +265,11 @@ impl Rule {
                         "conntrack",
                         "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst",
                     ) => addr(first, &mut v4, &mut v6),
+                    // Prefix lengths past 32 exist in IPv6 only.
+                    (
+                        "connlimit" | "hashlimit",
+                        "--connlimit-mask" | "--hashlimit-srcmask" | "--hashlimit-dstmask",
+                    ) if first.parse::<u8>().is_ok_and(|n| n > 32) => v6 = true,
                     // The kernel refuses BROADCAST for IPv6 (there is none).
                     ("addrtype", "--src-type" | "--dst-type") if first.contains("BROADCAST") => {
                         v4 = true

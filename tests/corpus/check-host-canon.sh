@@ -31,7 +31,8 @@ for root in "$@"; do
         touch "$root/tmp/.hc-stamp"
         for f in "$here"/*.rules; do
             stem=$(basename "$f" .rules)
-            case "$stem" in *.v6) fams=v6; stem=${stem%.v6} ;; *) fams="v4 v6" ;; esac
+            case "$stem" in *.v6) stem=${stem%.v6} ;; esac
+            fams="v4 v6"
             for fam in $fams; do
                 case "$fam" in v4) cmd=iptables ;; v6) cmd=ip6tables ;; esac
                 gold="$here/printed/$v-$backend/$stem.$fam.save"
