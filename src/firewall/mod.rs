@@ -28,15 +28,26 @@
 //! `--mask`, `--rsource`) and REJECT's default `--reject-with` added per
 //! family ([`Rule::for_family`]); `--comment`/`--log-prefix` quoted exactly
 //! when `xtables_save_string` quotes. Modules not known are kept verbatim.
+//! [`Rule::canon_certain`] says whether a rule's offline form is exactly
+//! what every supported iptables (1.8.7, 1.8.9, 1.8.11; legacy and
+//! nf_tables) prints; for the others the host decides: [`canon_probe`],
+//! [`HOST_CANON_SH`] and [`host_canonical`] load the desired table into a
+//! throwaway network namespace on the host and pair what it prints with the
+//! desired rules.
 //!
 //! Layout: `model` (the types), `parse` (text -> model), `canon` (what
 //! iptables-save prints for each known module), `services` (the seed's port
 //! table), `baseline` (the seed's protections -> `desired`), `render`,
-//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`).
+//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`),
+//! `hostcanon` (the host's own canonical form), `corpus` (tests against
+//! what real iptables versions print).
 
 mod baseline;
 mod canon;
+#[cfg(test)]
+mod corpus;
 mod diff;
+mod hostcanon;
 pub mod listing;
 mod model;
 mod parse;
@@ -49,6 +60,7 @@ mod tests;
 
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
+pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER, HOST_CANON_SH};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,
@@ -56,7 +68,7 @@ pub use model::{
 };
 pub use parse::parse_save;
 pub use preserve::{glob_match, preserved_chains, with_preserved, without_preserved};
-pub use render::{render, render_table};
+pub use render::{render, render_noted, render_table, uncertain_note};
 pub use services::{service_port, SERVICES};
 pub use spec::*;
 

@@ -8,6 +8,7 @@ mod lab;
 
 mod apply;
 mod audit;
+mod corpus;
 mod realworld;
 mod rollout;
 mod scripts;
