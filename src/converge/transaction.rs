@@ -260,9 +260,16 @@ impl Txn<'_> {
                     .push("no ip6tables on this host: IPv6 rules not managed".into());
             }
         }
-        let mut states = Vec::new();
+        let mut read = Vec::new();
         for (family, path) in families {
-            states.push(self.read_family(&facts, family, path)?);
+            let live = parse_live(&facts, family)?;
+            let base = firewall::desired(spec, family);
+            read.push((family, path, live, base));
+        }
+        self.host_canonical(a.as_mut(), &mut read)?;
+        let mut states = Vec::new();
+        for (family, path, live, base) in read {
+            states.push(self.read_family(&facts, family, path, &live, base));
         }
         let live_changes = states.iter().any(|s| !s.live_diff.is_empty());
         let file_changes = states.iter().any(|s| s.file_problem.is_some());
@@ -313,24 +320,98 @@ impl Txn<'_> {
         }
     }
 
+    /// Where some desired rule's offline form may not be what this host's
+    /// iptables prints, let the host say (the canon step: read-only, in a
+    /// throwaway network namespace), and take its form as the desired one
+    /// (docs/design.md, "Canonical form"). Offline, with a warning, where
+    /// the host cannot make such a namespace.
+    fn host_canonical(
+        &mut self,
+        a: &mut dyn Connection,
+        read: &mut [(Family, String, Ruleset, Ruleset)],
+    ) -> Result<(), Fail> {
+        let uncertain = |rs: &Ruleset| {
+            rs.table("filter").is_some_and(|t| {
+                t.chains
+                    .iter()
+                    .flat_map(|c| &c.rules)
+                    .any(|r| !r.canon_certain())
+            })
+        };
+        if !read.iter().any(|(_, _, _, base)| uncertain(base)) {
+            return Ok(());
+        }
+        self.step(Step::Canon);
+        let mut step = Script::new(Kind::Canon)
+            .set("rp_probe_v4", "")
+            .set("rp_probe_v6", "");
+        let mut fams = Vec::new();
+        for (family, _, live, base) in read.iter() {
+            if !uncertain(base) {
+                continue;
+            }
+            fams.push(tag(*family));
+            let probe = firewall::canon_probe(base, live);
+            step = match family {
+                Family::V4 => step.set("rp_probe_v4", probe),
+                Family::V6 => step.set("rp_probe_v6", probe),
+            };
+        }
+        step = step.set("rp_families", fams.join(" "));
+        let out = self.run_step(a, &step, Step::Canon, |e| {
+            (
+                Status::Unreachable,
+                Step::Canon,
+                format!("connection lost: {e}"),
+            )
+        })?;
+        for (family, _, _, base) in read.iter_mut() {
+            let t = tag(*family);
+            let Some(printed) = out.sections.get(&format!("canon{t}")) else {
+                continue;
+            };
+            let rc = out.sections.text(&format!("rccanon{t}")).trim().to_string();
+            let err = out.sections.text(&format!("errcanon{t}")).trim();
+            if !printed.contains(firewall::HOST_CANON_MARKER) {
+                self.rep.warnings.push(format!(
+                    "this host cannot load rules into a throwaway network namespace ({err}): {} rules are compared in rampart's offline form, which may differ from what its iptables prints",
+                    family.cmd()
+                ));
+                continue;
+            }
+            if rc != "0" {
+                let why = err;
+                return Err((
+                    Status::Failed,
+                    Step::Test,
+                    format!(
+                        "{} on the host rejected the rules; nothing applied: {why}",
+                        family.cmd()
+                    ),
+                ));
+            }
+            match firewall::host_canonical(base, printed) {
+                Ok(hc) => *base = hc.ruleset,
+                Err(e) => self.rep.warnings.push(format!(
+                    "the host's printing of the {} rules could not be paired with them ({e}): compared in rampart's offline form",
+                    family.cmd()
+                )),
+            }
+        }
+        Ok(())
+    }
+
     fn read_family(
         &mut self,
         facts: &Facts,
         family: Family,
         path: String,
-    ) -> Result<FamilyState, Fail> {
+        live: &Ruleset,
+        base: Ruleset,
+    ) -> FamilyState {
         let spec = &self.job.plan.firewall;
-        let save = save_text(facts, family).map_err(|e| (Status::Failed, Step::Facts, e))?;
-        let live = firewall::parse_save(&save, family).map_err(|e| {
-            (
-                Status::Failed,
-                Step::Diff,
-                format!("cannot parse {}-save output: {e}", family.cmd()),
-            )
-        })?;
-        let base = firewall::desired(spec, family);
-        let desired = firewall::with_preserved(&base, &live, &spec.preserve);
-        let live_diff = firewall::diff(&desired, &live);
+        let desired = firewall::with_preserved(&base, live, &spec.preserve);
+        let live_diff = firewall::diff(&desired, live);
         // Never a file's content in a message: a path a play names may hold
         // anything (docs/design.md, "Guarantees").
         let file_problem = match facts.files.get(&path) {
@@ -358,14 +439,14 @@ impl Txn<'_> {
                 facts.os.loader_hint()
             ));
         }
-        Ok(FamilyState {
+        FamilyState {
             family,
             base,
             desired,
             live_diff,
             persist_path: path,
             file_problem,
-        })
+        }
     }
 
     /// The chains preserved on this host, by pattern or found by the facts
@@ -902,6 +983,18 @@ impl Txn<'_> {
             format!("{why}; rollback could not be confirmed: the host did not answer a new connection afterwards ({last})"),
         ))
     }
+}
+
+/// The live rules of a family, as the facts step read them.
+fn parse_live(facts: &Facts, family: Family) -> Result<Ruleset, Fail> {
+    let save = save_text(facts, family).map_err(|e| (Status::Failed, Step::Facts, e))?;
+    firewall::parse_save(&save, family).map_err(|e| {
+        (
+            Status::Failed,
+            Step::Diff,
+            format!("cannot parse {}-save output: {e}", family.cmd()),
+        )
+    })
 }
 
 fn save_text(facts: &Facts, family: Family) -> Result<String, String> {

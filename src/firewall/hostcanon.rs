@@ -15,7 +15,7 @@
 //!    in the host's form, and some of them cannot load in a namespace of
 //!    their own (a fail2ban `-m set --match-set f2b-sshd` needs the host's
 //!    ipset, which a new namespace does not have).
-//! 2. The host runs [`HOST_CANON_SH`] with that text on stdin.
+//! 2. The host loads that text in its canon step (`src/remote/scripts/canon.sh`).
 //! 3. [`host_canonical`] parses what it printed and pairs it, rule for rule,
 //!    with the desired table: the result is the desired table in the host's
 //!    form, which verification compares with and `with_preserved` completes.
@@ -24,35 +24,12 @@ use super::model::{Rule, Ruleset, Table};
 use super::parse::parse_save;
 use super::render::render_table;
 
-/// The POSIX sh function the engine runs on the host: `rampart_canon
-/// iptables|ip6tables`, the probe on stdin. It prints a marker line once the
-/// throwaway namespace exists, then what `iptables-save -t filter` prints in
-/// it after loading the probe; the exit status is restore's or save's.
-///
-/// Without the marker, the namespace could not be made (no `unshare`, or
-/// not allowed): the engine falls back to the offline form, with a warning.
-/// With the marker and a failure, the host's iptables refused the rules.
-///
-/// Nothing stays behind: `unshare -n` gives the shell a new, empty network
-/// namespace that the kernel destroys with its last process (the shell, a
-/// few milliseconds later); no file is written: legacy iptables would take
-/// the host's `/run/xtables.lock` (shared, since the mount namespace is
-/// the host's) and fail at once, or wait, while a real apply holds it
-/// (measured with 1.8.7 and 1.8.11: exit 4 at once; 1.8.9 waits), so
-/// `XTABLES_LOCKFILE=/dev/null` (honoured by 1.8.7 and later) points it at
-/// a lock of its own that exists everywhere and is never created, and
-/// `-w 5` makes two probes running at once on one host wait for each other
-/// instead of failing. nf_tables iptables takes no lock and ignores both.
-/// On a modular kernel the probe may load the kernel modules its matches
-/// need (xt_connlimit, xt_owner...): the same ones the apply loads, and
-/// a loaded module changes no rule of the host's.
-pub const HOST_CANON_SH: &str = r#"rampart_canon() {
-    command -v unshare >/dev/null 2>&1 || { echo "rampart: no unshare on this host" >&2; return 125; }
-    XTABLES_LOCKFILE=/dev/null unshare -n -- sh -c 'echo rampart-canon-namespace && "$1-restore" -w 5 && "$1-save" -t filter' rampart-canon "$1"
-}
-"#;
-
-/// The line [`HOST_CANON_SH`] prints once the throwaway namespace exists.
+/// The line the host prints once the throwaway namespace exists (the
+/// canon step, `src/remote/scripts/canon.sh`, which shows how the probe
+/// runs and why it leaves nothing behind). Without it, the namespace could
+/// not be made (no `unshare`, or not allowed): the engine falls back to
+/// the offline form, with a warning. With it and a failure, the host's
+/// iptables refused the rules.
 pub const HOST_CANON_MARKER: &str = "rampart-canon-namespace";
 
 /// The iptables-restore input to load into the throwaway namespace: the
@@ -268,24 +245,9 @@ COMMIT
         );
     }
 
-    /// tests/corpus/host-canon.sh is what check-host-canon.sh proved on
-    /// iptables 1.8.7, 1.8.9 and 1.8.11, legacy and nf_tables: it must stay
-    /// the text the engine sends.
-    #[test]
-    fn the_snippet_is_the_one_proved_on_real_iptables() {
-        let file = include_str!("../../tests/corpus/host-canon.sh");
-        let body: String = file
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        assert_eq!(body, HOST_CANON_SH);
-        assert!(HOST_CANON_SH.contains(HOST_CANON_MARKER));
-    }
-
-    /// The probe travels in a quoted here-document: no line of it can be
-    /// a shell word of the script around it, whatever a quoted comment
-    /// holds (metacharacters are only accepted inside double quotes).
+    /// The probe is iptables-restore input and nothing else, whatever a
+    /// quoted comment holds (metacharacters are only accepted inside
+    /// double quotes); it travels to the host as a quoted shell variable.
     #[test]
     fn probe_lines_cannot_end_a_here_document() {
         let want = desired(

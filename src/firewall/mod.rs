@@ -31,7 +31,7 @@
 //! [`Rule::canon_certain`] says whether a rule's offline form is exactly
 //! what every supported iptables (1.8.7, 1.8.9, 1.8.11; legacy and
 //! nf_tables) prints; for the others the host decides: [`canon_probe`],
-//! [`HOST_CANON_SH`] and [`host_canonical`] load the desired table into a
+//! the canon step (src/remote/scripts/canon.sh) and [`host_canonical`] load the desired table into a
 //! throwaway network namespace on the host and pair what it prints with the
 //! desired rules.
 //!
@@ -60,7 +60,7 @@ mod tests;
 
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
-pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER, HOST_CANON_SH};
+pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,

@@ -45,10 +45,11 @@ pub enum Kind {
     Commit,
     Restore,
     Readback,
+    Canon,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Lib,
         Kind::Facts,
         Kind::Apply,
@@ -57,6 +58,7 @@ impl Kind {
         Kind::Commit,
         Kind::Restore,
         Kind::Readback,
+        Kind::Canon,
     ];
 
     /// The file's name, which is also how a step names itself in its first line.
@@ -70,6 +72,7 @@ impl Kind {
             Kind::Commit => "commit",
             Kind::Restore => "restore",
             Kind::Readback => "readback",
+            Kind::Canon => "canon",
         }
     }
 
@@ -84,6 +87,7 @@ impl Kind {
             Kind::Commit => include_str!("scripts/commit.sh"),
             Kind::Restore => include_str!("scripts/restore.sh"),
             Kind::Readback => include_str!("scripts/readback.sh"),
+            Kind::Canon => include_str!("scripts/canon.sh"),
         }
     }
 }
@@ -254,6 +258,13 @@ mod tests {
             "*filter\n:INPUT DROP [0:0]\n-A INPUT -m comment --comment \"it's\" -j ACCEPT\nCOMMIT";
         let s = Script::new(Kind::Apply).set("rp_desired_v4", text).render();
         assert!(s.contains(&quote(text)), "{s}");
+    }
+
+    #[test]
+    fn the_canon_step_prints_the_marker_the_pairing_looks_for() {
+        assert!(Kind::Canon
+            .body()
+            .contains(&format!("echo {}", crate::firewall::HOST_CANON_MARKER)));
     }
 
     #[test]

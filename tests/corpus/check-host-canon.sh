@@ -1,5 +1,5 @@
 #!/bin/sh
-# Prove host-canon.sh on real iptables: for each ROOTFS (see
+# Prove the canon step's rampart_canon (src/remote/scripts/canon.sh) on real iptables: for each ROOTFS (see
 # regen-printed.sh) and backend, load each corpus file's rules through
 # rampart_canon inside a network namespace standing for the host, and check
 # that (1) it prints exactly what tests/corpus/printed/ holds (made with
@@ -21,7 +21,8 @@ netns_alive() { for p in /proc/[0-9]*/ns/net; do [ "$(stat -L -c %i "$p" 2>/dev/
 
 for root in "$@"; do
     v=$(chroot "$root" iptables-legacy --version | sed -n 's/^iptables v\([0-9.]*\).*/\1/p')
-    cp "$here/host-canon.sh" "$root/tmp/host-canon.sh"
+    # The function the engine's canon step defines, as it is in the source.
+    sed -n '/^rampart_canon() {$/,/^}$/p' "$here/../../src/remote/scripts/canon.sh" >"$root/tmp/host-canon.sh"
     for backend in legacy nft; do
         ip netns add "$ns"
         # The "host": some rules of its own in its own namespace.
@@ -43,7 +44,7 @@ for root in "$@"; do
                     printf '%s\n' "$rules" | awk '{print ":" $2 " - [0:0]"}' | sort -u
                     printf '%s\nCOMMIT\n' "$rules"
                 } > "$root/tmp/.hc-probe"
-                got=$(ip netns exec "$ns" chroot "$root" sh -c ". /tmp/host-canon.sh; rampart_canon $cmd-$backend < /tmp/.hc-probe" | grep -v '^#')
+                got=$(ip netns exec "$ns" chroot "$root" sh -c ". /tmp/host-canon.sh; rampart_canon $cmd-$backend \"-w 5\" < /tmp/.hc-probe" | grep -v '^#')
                 want=$(printf 'rampart-canon-namespace\n'; cat "$gold")
                 if [ "$got" != "$want" ]; then
                     echo "FAIL $v-$backend $stem.$fam: differs from $gold"; fail=1

@@ -179,8 +179,8 @@ fn every_corpus_file_converges_and_reruns_ok() {
     );
 }
 
-/// The host canonicalisation (HOST_CANON_SH over SSH, as the engine will
-/// run it) on a real lab host: the host's form of rules rampart cannot know
+/// The host canonicalisation (the canon step of src/remote/scripts, over
+/// plain SSH) on a real lab host: the host's form of rules rampart cannot know
 /// offline comes back paired with the desired rules, loading that form
 /// verifies with no difference, and the probe left nothing on the host
 /// (rules, files, processes, as the audit's read-only test sees them).
@@ -188,8 +188,10 @@ fn every_corpus_file_converges_and_reruns_ok() {
 fn host_canonicalisation_is_exact_and_leaves_nothing() {
     use rampart::firewall::{
         canon_probe, desired, diff, host_canonical, parse_save, render, with_preserved, Family,
-        FirewallSpec, Rule, HOST_CANON_SH,
+        FirewallSpec, Rule,
     };
+    use rampart::remote::script::{self, Kind, Script};
+    use rampart::remote::shell::Sections;
     let lab = Lab::up(1);
     let host = "h001";
     load_fail2ban(&lab, host);
@@ -216,10 +218,21 @@ fn host_canonicalisation_is_exact_and_leaves_nothing() {
             .unwrap_or_else(|e| panic!("{e}"));
         let want = desired(&spec, family);
         let probe = canon_probe(&want, &live);
-        let script =
-            format!("{HOST_CANON_SH}rampart_canon {cmd} <<'RAMPART_PROBE'\n{probe}RAMPART_PROBE\n");
+        let tag = if family == Family::V4 { "v4" } else { "v6" };
+        let step = Script::new(Kind::Canon)
+            .set("rp_families", tag)
+            .set("rp_probe_v4", if tag == "v4" { probe.as_str() } else { "" })
+            .set("rp_probe_v6", if tag == "v6" { probe.as_str() } else { "" });
+        let script = format!("{}{}", script::preamble("N0NCE"), step.render());
         let out = lab.ssh(host, &script);
         assert!(out.status.success(), "{cmd}: {}", show(&out));
+        let sections = Sections::parse(&String::from_utf8_lossy(&out.stdout), "N0NCE");
+        assert_eq!(
+            sections.text(&format!("rccanon{tag}")).trim(),
+            "0",
+            "{cmd}: {}",
+            show(&out)
+        );
         // The probe ran elsewhere: the host's own tables are as they were.
         let now = lab.exec_in(host, &["sh", "-c", &format!("{cmd}-save")]);
         let now = parse_save(&String::from_utf8_lossy(&now.stdout), family)
@@ -228,7 +241,7 @@ fn host_canonicalisation_is_exact_and_leaves_nothing() {
             now, live,
             "{cmd}: the probe touched the host's own namespace"
         );
-        let printed = String::from_utf8_lossy(&out.stdout);
+        let printed = sections.text(&format!("canon{tag}")).to_string();
         let hc =
             host_canonical(&want, &printed).unwrap_or_else(|e| panic!("{cmd}: {e}\n{printed}"));
         let respelled: Vec<String> = hc.respelled.iter().map(|(_, h)| h.to_line()).collect();

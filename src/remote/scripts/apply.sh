@@ -41,8 +41,8 @@ rm -f "$rp_state/switch.pid" "$rp_state/switch.state" "$rp_state/switch.sh"
 for rp_f in $rp_families; do
     rp_x=$(rp_tool "$rp_f")
     rp_desired "$rp_f"
-    if ! rp_live=$(rp_xt "$rp_x-save" -t filter 2>&1); then
-        rp_result test_failed "$rp_x-save: $rp_live"
+    if ! rp_live=$(rp_xt "$rp_x-save" -t filter 2>/dev/null); then
+        rp_result test_failed "$rp_x-save failed"
         exit 0
     fi
     rp_input=$(rp_program "$rp_d" "$rp_live")
@@ -115,21 +115,24 @@ rp_done=
 for rp_f in $rp_families; do
     rp_x=$(rp_tool "$rp_f")
     rp_desired "$rp_f"
-    rp_err=
+    rp_failed=
     if rp_live=$(rp_xt "$rp_x-save" -t filter 2>/dev/null); then
         rp_input=$(rp_program "$rp_d" "$rp_live")
-        rp_err=$(rp_xt "$rp_x-restore" --noflush 2>&1 >/dev/null) || rp_err="$rp_x-restore: ${rp_err:-failed}"
+        # Only the status says whether it failed: a warning is not a failure.
+        if ! rp_err=$(rp_xt "$rp_x-restore" --noflush 2>&1 >/dev/null); then
+            rp_failed="$rp_x-restore: ${rp_err:-failed}"
+        fi
         rp_input=
     else
-        rp_err="$rp_x-save failed"
+        rp_failed="$rp_x-save failed"
     fi
-    if [ -n "$rp_err" ]; then
+    if [ -n "$rp_failed" ]; then
         # Undo what was applied; disarm only once the undo is proven.
         if rp_restore "$rp_families"; then
             if rp_claim "$rp_token"; then rp_end_switch "$rp_token"; fi
-            rp_result apply_failed "$rp_err; previous rules restored"
+            rp_result apply_failed "$rp_failed; previous rules restored"
         else
-            rp_result apply_failed "$rp_err; restoring the previous rules failed too: the dead-man switch stays armed and retries"
+            rp_result apply_failed "$rp_failed; restoring the previous rules failed too: the dead-man switch stays armed and retries"
         fi
         exit 0
     fi
