@@ -15,6 +15,8 @@
 //!   preserved chains and the jumps into them.
 //! - [`diff`]: desired vs live (filter table only; counters and comment lines ignored).
 //! - [`listing::parse_list`]: `iptables -L -n [-v] [--line-numbers]` -> a listing.
+//! - [`evaluate`]: ruleset + chain + [`Packet`] -> the [`Verdict`] and the
+//!   rule or policy that decides it (lockout prediction).
 //!
 //! Canonical form: every Rule is stored as `iptables-save` (1.8.x) prints it,
 //! so verification is text equality: `-A CHAIN [!] -s [!] -d [!] -i [!] -o
@@ -32,11 +34,13 @@
 //! Layout: `model` (the types), `parse` (text -> model), `canon` (what
 //! iptables-save prints for each known module), `services` (the seed's port
 //! table), `baseline` (the seed's protections -> `desired`), `render`,
-//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`).
+//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`),
+//! `eval` (a packet through the filter table).
 
 mod baseline;
 mod canon;
 mod diff;
+pub mod eval;
 pub mod listing;
 mod model;
 mod parse;
@@ -49,6 +53,9 @@ mod tests;
 
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
+pub use eval::{
+    evaluate, CtState, Decider, Evaluation, Hit, Iface, Packet, Ports, RuleRef, TcpFlags, Verdict,
+};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,
