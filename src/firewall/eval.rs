@@ -832,11 +832,24 @@ fn proto_name(n: u8) -> String {
 }
 
 fn module(m: &Match, p: &Packet) -> Tri {
-    // Every option of the module is a test the packet must pass.
+    // Every option of the module is a test the packet must pass; `test`
+    // gives its truth before its `!`, None when the option is not modelled.
     let per_option = |test: &dyn Fn(&str, &str, &str) -> Option<Tri>| {
         let mut all = All::default();
+        let merged = merged_ports(m);
         for o in &m.opts {
             let arg = |i: usize| o.args.get(i).map(|a| a.text.as_str()).unwrap_or("");
+            if let Some(why) = backends_disagree(&m.name, &o.name, o.negated, arg(0), arg(1)) {
+                all.add(Tri::Maybe(why));
+                continue;
+            }
+            if let Some((s, d)) = merged.filter(|_| o.name == "--sport") {
+                all.add(merged_truth(s, d, p));
+                continue;
+            }
+            if merged.is_some() && o.name == "--dport" {
+                continue; // decided with --sport
+            }
             all.add(match test(&o.name, arg(0), arg(1)) {
                 Some(t) => t.negate_if(o.negated),
                 None => Tri::maybe(format!("-m {} {} is not modelled", m.name, o.name)),
@@ -893,6 +906,69 @@ fn module(m: &Match, p: &Packet) -> Tri {
             per_option(&|name, arg, _| (name == "--icmpv6-type").then(|| icmp_type(arg, p.icmp)))
         }),
         other => Tri::maybe(format!("match {other} is not modelled")),
+    }
+}
+
+/// `! --sport S ! --dport D` with single ports: iptables-nft 1.8 loads
+/// the two tests as ONE comparison of the 4 bytes holding both ports,
+/// negated, so the kernel matches when EITHER port differs, where
+/// iptables-legacy (and the rule's meaning) needs both to differ. Seen on
+/// iptables v1.8.9 (nf_tables), the version of Debian 12.
+fn merged_ports(m: &Match) -> Option<(&str, &str)> {
+    if m.name != "tcp" && m.name != "udp" {
+        return None;
+    }
+    let single = |name: &str| {
+        m.opt(name)
+            .filter(|o| o.negated)
+            .and_then(|o| o.args.first())
+            .map(|a| a.text.as_str())
+            .filter(|t| t.parse::<u16>().is_ok())
+    };
+    Some((single("--sport")?, single("--dport")?))
+}
+
+/// The truth of a merged `! --sport S ! --dport D`: certain only where both
+/// backends agree.
+fn merged_truth(s: &str, d: &str, p: &Packet) -> Tri {
+    let sport_differs = port_range(s, p.sport, "source").negate_if(true);
+    let dport_differs = port_range(d, p.dport, "destination").negate_if(true);
+    let mut legacy = All::default();
+    legacy.add(sport_differs.clone());
+    legacy.add(dport_differs.clone());
+    let legacy = legacy.result();
+    let nft = or(sport_differs, dport_differs);
+    if legacy == nft {
+        return legacy;
+    }
+    Tri::maybe(format!(
+        "! --sport {s} ! --dport {d}: iptables-legacy matches when both ports differ, iptables-nft 1.8 when either does"
+    ))
+}
+
+/// Options whose kernel behaviour depends on the iptables backend:
+/// iptables-nft (1.8.x) drops a test that can never be true instead of
+/// loading it, so the rule matches every packet where iptables-legacy's
+/// matches none: `! --dport 0:65535` (any full port range, negated) and
+/// `--tcp-flags NONE X` unless it is the always-true `NONE NONE`.
+fn backends_disagree(module: &str, opt: &str, negated: bool, a: &str, b: &str) -> Option<String> {
+    let bang = if negated { "! " } else { "" };
+    let why = || {
+        Some(format!(
+            "-m {module} {bang}{opt} {a}{}{b}: iptables-legacy never matches it, iptables-nft drops it and matches everything",
+            if b.is_empty() { "" } else { " " }
+        ))
+    };
+    match (module, opt) {
+        ("tcp" | "udp", "--sport" | "--dport") if negated && parse_range(a) == Some((0, 65535)) => {
+            why()
+        }
+        ("tcp", "--tcp-flags")
+            if flag_bits(a) == Some(0) && (negated || flag_bits(b) != Some(0)) =>
+        {
+            why()
+        }
+        _ => None,
     }
 }
 
@@ -1577,6 +1653,73 @@ mod tests {
         let p = Packet::tcp_syn(ip(CONTROLLER), 1024..=65535, ip(HOST), 22);
         let e = evaluate(&rs, "INPUT", &p);
         assert_eq!(short(&e), "accept at INPUT rule 7 (-A INPUT -p tcp -m multiport --sports 1:29999,30000:65535 -j ACCEPT)");
+    }
+
+    #[test]
+    fn where_iptables_legacy_and_nft_disagree_the_answer_is_unknown() {
+        // Observed on iptables v1.8.9 (nf_tables): these rules load as
+        // something else than iptables-legacy loads (see backends_disagree
+        // and merged_ports).
+        let unknown = |rule: &str, p: &Packet| {
+            let e = evaluate(&table("DROP", &[rule]), "INPUT", p);
+            assert_eq!(e.verdict, Verdict::Unknown, "{rule}: {e}");
+            assert!(
+                e.reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("iptables-nft")),
+                "{rule}: {e}"
+            );
+        };
+        unknown(
+            "-A INPUT -p tcp ! --sport 32775 ! --dport 22 -j ACCEPT",
+            &syn22(),
+        );
+        unknown(
+            "-A INPUT -p udp ! --sport 5 ! --dport 53 -j ACCEPT",
+            &Packet::udp(ip(CONTROLLER), 9, ip(HOST), 53),
+        );
+        unknown("-A INPUT -p tcp ! --dport 0:65535 -j ACCEPT", &syn22());
+        unknown("-A INPUT -p tcp ! --sport 0:65535 -j ACCEPT", &syn22());
+        unknown("-A INPUT -p tcp --tcp-flags NONE SYN -j ACCEPT", &syn22());
+        unknown(
+            "-A INPUT -p tcp ! --tcp-flags NONE NONE -j ACCEPT",
+            &syn22(),
+        );
+        // Where both backends agree, the answer stands.
+        let a = "accept at INPUT rule 1";
+        let d = "drop at INPUT policy DROP";
+        let cases: &[(&str, Packet, &str)] = &[
+            (
+                "-A INPUT -p tcp ! --sport 32775 ! --dport 80 -j ACCEPT",
+                syn22(),
+                a,
+            ),
+            (
+                "-A INPUT -p tcp ! --sport 32775 ! --dport 22 -j ACCEPT",
+                Packet::tcp_syn(ip(CONTROLLER), 32775, ip(HOST), 22),
+                d,
+            ),
+            (
+                "-A INPUT -p tcp ! --sport 1:3 ! --dport 22 -j ACCEPT",
+                syn22(),
+                d,
+            ),
+            (
+                "-A INPUT -p tcp --sport 40000 ! --dport 22 -j ACCEPT",
+                syn22(),
+                d,
+            ),
+            (
+                "-A INPUT -p tcp --tcp-flags NONE NONE -j ACCEPT",
+                syn22(),
+                a,
+            ),
+            ("-A INPUT -p tcp ! --dport 1:65535 -j ACCEPT", syn22(), d),
+        ];
+        for (rule, p, want) in cases {
+            let e = evaluate(&table("DROP", &[rule]), "INPUT", p);
+            assert!(short(&e).starts_with(want), "{rule}: {e}");
+        }
     }
 
     #[test]
