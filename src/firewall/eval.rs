@@ -33,6 +33,11 @@
 //! Otherwise the answer is [`Verdict::Unknown`] naming that rule: never a
 //! guess.
 //!
+//! Where iptables-legacy and iptables-nft load the same rule with
+//! different meanings (found by the kernel test, `tests/it/predict.rs`, on
+//! iptables v1.8.9 nf_tables: see `backends_disagree` and
+//! `merged_ports`), the answer is unknown unless both meanings agree.
+//!
 //! The packet's fields may be partly unknown, because the engine does not
 //! know everything about the connection it is about to open: the source
 //! port is a range ([`Ports`]), and the incoming interface may be

@@ -629,9 +629,14 @@ fn probe(lab: &Lab, host: &str, addr: Ipv4Addr) -> Observed {
             }
         }
         Err(e) => {
+            // REJECT answers a SYN with a RST (refused) or an ICMP error,
+            // which ends a connect at once (unreachable, prohibited).
             let verdict = match e.kind() {
                 ErrorKind::TimedOut | ErrorKind::WouldBlock => Verdict::Drop,
-                _ => Verdict::Reject,
+                ErrorKind::ConnectionRefused
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable => Verdict::Reject,
+                _ => panic!("connect to {to} failed in an unexpected way: {e}"),
             };
             Observed {
                 verdict,
