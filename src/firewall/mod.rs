@@ -15,6 +15,8 @@
 //!   preserved chains and the jumps into them.
 //! - [`diff`]: desired vs live (filter table only; counters and comment lines ignored).
 //! - [`listing::parse_list`]: `iptables -L -n [-v] [--line-numbers]` -> a listing.
+//! - [`evaluate`]: ruleset + chain + [`Packet`] -> the [`Verdict`] and the
+//!   rule or policy that decides it (lockout prediction).
 //!
 //! Canonical form: every Rule is stored as `iptables-save` (1.8.x) prints it,
 //! so verification is text equality: `-A CHAIN [!] -s [!] -d [!] -i [!] -o
@@ -40,7 +42,8 @@
 //! table), `baseline` (the seed's protections -> `desired`), `render`,
 //! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`),
 //! `hostcanon` (the host's own canonical form), `corpus` (tests against
-//! what real iptables versions print).
+//! what real iptables versions print), `eval` (a packet through the
+//! filter table).
 
 mod baseline;
 mod canon;
@@ -48,6 +51,7 @@ mod canon;
 mod corpus;
 mod diff;
 mod hostcanon;
+pub mod eval;
 pub mod listing;
 mod model;
 mod parse;
@@ -61,6 +65,9 @@ mod tests;
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
 pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER};
+pub use eval::{
+    evaluate, CtState, Decider, Evaluation, Hit, Iface, Packet, Ports, RuleRef, TcpFlags, Verdict,
+};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,

@@ -194,6 +194,11 @@ impl Rule {
         self.proto.as_ref()
     }
 
+    /// `-f`: Some(false) for `-f`, Some(true) for `! -f`.
+    pub fn fragment(&self) -> Option<bool> {
+        self.fragment
+    }
+
     /// The `-m` modules in order.
     pub fn matches(&self) -> &[Match] {
         &self.matches

@@ -5,6 +5,7 @@ mod support;
 
 mod cli_input;
 mod lab;
+mod predict;
 
 mod apply;
 mod audit;
