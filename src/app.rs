@@ -95,6 +95,7 @@ pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, Conn
             reach,
             plan,
             check: audit || args.check,
+            predict: !args.no_predict,
             confirm_timeout,
             connect_timeout,
         });

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// Ask once for the SSH password of hosts that use password_env.
     #[arg(long)]
     pub ask_pass: bool,
+    /// Do not predict a lockout before applying (the new rules are then
+    /// tried for real, and rolled back if a fresh connection fails).
+    #[arg(long)]
+    pub no_predict: bool,
 }
 
 #[derive(Debug, Args, Clone)]

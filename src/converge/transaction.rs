@@ -43,6 +43,9 @@ pub struct Job {
     pub plan: HostPlan,
     /// Read-only: report drift, change nothing.
     pub check: bool,
+    /// Evaluate the new rules for the controller's own SSH packets before
+    /// anything is uploaded (docs/design.md, "Lockout prediction").
+    pub predict: bool,
     pub confirm_timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -54,6 +57,8 @@ struct FamilyState {
     base: Ruleset,
     /// `base` with the host's preserved chains as the facts found them.
     desired: Ruleset,
+    /// What the facts step read.
+    live: Ruleset,
     live_diff: firewall::Diff,
     persist_path: String,
     /// None when the persisted file already matches.
@@ -274,11 +279,15 @@ impl Txn<'_> {
         let live_changes = states.iter().any(|s| !s.live_diff.is_empty());
         let file_changes = states.iter().any(|s| s.file_problem.is_some());
         if !live_changes && !file_changes {
+            if job.check {
+                self.predict(&facts, &states, true)?;
+            }
             self.rep.status = Status::Ok;
             return Ok(());
         }
         self.rep.diff = Some(render_diff(&states));
         if job.check {
+            self.predict(&facts, &states, true)?;
             self.rep.status = Status::Drift;
             return Ok(());
         }
@@ -295,7 +304,91 @@ impl Txn<'_> {
             self.rep.status = Status::Changed;
             return Ok(());
         }
+        self.predict(&facts, &states, false)?;
         self.apply(a, &states)
+    }
+
+    /// Would the rules stop this controller's next SSH connection? The
+    /// host said, in SSH_CONNECTION, which address and port it sees us come
+    /// from and which it serves: run a NEW SYN from there (any source port:
+    /// the next connection's is not known yet) and an ESTABLISHED packet of
+    /// connection A through the filter table, as the kernel would
+    /// (docs/design.md, "Lockout prediction"). `live`: judge the rules in
+    /// place (audit) rather than the new ones. Through a jump host, the
+    /// address the host sees is the jump's, which is the one that matters.
+    fn predict(&mut self, facts: &Facts, states: &[FamilyState], live: bool) -> Result<(), Fail> {
+        if !self.job.predict {
+            return Ok(());
+        }
+        let Some((cip, cport, sip, sport)) = facts.ssh_connection else {
+            self.rep.warnings.push(
+                "the host did not say how it sees this connection (no SSH_CONNECTION): a lockout was not predicted".into(),
+            );
+            return Ok(());
+        };
+        let family = if cip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        let Some(st) = states.iter().find(|s| s.family == family) else {
+            // This family's rules are not rampart's on this host.
+            return Ok(());
+        };
+        self.step(Step::Predict);
+        let rules = if live { &st.live } else { &st.desired };
+        let new = firewall::evaluate(
+            rules,
+            "INPUT",
+            &firewall::Packet::tcp_syn(cip, 1024..=65535, sip, sport),
+        );
+        let which = if live {
+            "the live rules"
+        } else {
+            "the new rules"
+        };
+        if new.verdict.blocks() {
+            let at = &new.at;
+            if live {
+                self.rep.warnings.push(format!(
+                    "{which} {} NEW SSH from {cip} (this controller) {at}: the next connection from here will fail",
+                    if new.verdict == firewall::Verdict::Reject { "reject" } else { "drop" }
+                ));
+                return Ok(());
+            }
+            return Err((
+                Status::Failed,
+                Step::Predict,
+                format!(
+                    "{which} would {} NEW SSH from {cip} {at}: nothing applied",
+                    new.verdict
+                ),
+            ));
+        }
+        if new.is_unknown() {
+            self.rep.warnings.push(format!(
+                "cannot tell whether {which} let NEW SSH from {cip} through ({new}){}",
+                if live {
+                    ""
+                } else {
+                    ": applying, the dead-man switch protects the host"
+                }
+            ));
+        }
+        if !live {
+            let est = firewall::evaluate(
+                rules,
+                "INPUT",
+                &firewall::Packet::tcp_established(cip, cport, sip, sport),
+            );
+            if est.verdict.blocks() {
+                self.rep.warnings.push(format!(
+                    "{which} would {} the open SSH connection ({}): an immediate rollback over it will not be possible; the dead-man switch still protects the host",
+                    est.verdict, est.at
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn persist_paths(&self, facts: &Facts) -> Result<(String, String), Fail> {
@@ -443,6 +536,7 @@ impl Txn<'_> {
             family,
             base,
             desired,
+            live: live.clone(),
             live_diff,
             persist_path: path,
             file_problem,
@@ -1131,6 +1225,7 @@ mod tests {
             let text = match name.as_str() {
                 "facts" => [
                     sec("uid", "0\n"),
+                    sec("ssh_connection", "203.0.113.7 40000 198.18.0.2 22\n"),
                     sec("os_release", "ID=debian\n"),
                     sec("iptables_v", "iptables v1.8.9 (nf_tables)\n"),
                     sec("has", "iptables-save\niptables-restore\n"),
@@ -1235,6 +1330,7 @@ mod tests {
                 },
             },
             check: false,
+            predict: true,
             confirm_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_millis(200),
         }
@@ -1410,6 +1506,75 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_predicted_lockout_fails_before_anything_is_sent() {
+        let mut job = job();
+        job.plan.firewall.allow[0].ports = PortRange { lo: 80, hi: 80 };
+        let (rep, log) = run_on(&job, host(&job));
+        assert_eq!(
+            (rep.status, rep.step),
+            (Status::Failed, Some(Step::Predict)),
+            "{rep:?}"
+        );
+        assert_eq!(
+            rep.error.as_deref(),
+            Some("the new rules would drop NEW SSH from 203.0.113.7 at INPUT policy DROP: nothing applied")
+        );
+        assert_eq!(
+            steps(&log),
+            ["1:facts"],
+            "no backup, no switch, no second connection"
+        );
+        job.predict = false;
+        let (rep, log) = run_on(&job, host(&job));
+        assert_eq!(rep.status, Status::Changed, "--no-predict applies: {rep:?}");
+        assert_eq!(steps(&log)[1], "1:apply");
+    }
+
+    #[test]
+    fn established_traffic_the_new_rules_drop_is_a_warning() {
+        let mut job = job();
+        // NEW SSH is accepted, but nothing lets connection A's packets back in.
+        job.plan.firewall.baseline = false;
+        job.plan.firewall.allow.clear();
+        job.plan.firewall.rules = vec![firewall::Rule::parse(
+            "-A INPUT -p tcp -m tcp --dport 22 -m state --state NEW -j ACCEPT",
+        )
+        .expect("rule")];
+        let (rep, _) = run_on(&job, host(&job));
+        assert!(
+            rep.warnings
+                .iter()
+                .any(|w| w.contains("would drop the open SSH connection")
+                    && w.contains("dead-man switch still protects")),
+            "{rep:?}"
+        );
+    }
+
+    #[test]
+    fn an_audit_says_when_the_live_rules_would_lock_this_controller_out() {
+        let mut job = job();
+        job.check = true;
+        let mut h = host(&job);
+        h.after = String::new();
+        let lock = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -s 203.0.113.0/24 -j DROP\nCOMMIT\n";
+        let log: Log = Arc::default();
+        let c = Scripted {
+            host: h,
+            log: Arc::clone(&log),
+            connects: Mutex::new(0),
+            live: Arc::new(Mutex::new(lock.to_string())),
+        };
+        let rep = run(&c, &job, &|_| {});
+        assert_eq!(rep.status, Status::Drift, "{rep:?}");
+        assert!(
+            rep.warnings.iter().any(|w| w.contains(
+                "the live rules drop NEW SSH from 203.0.113.7 (this controller) at INPUT rule 1"
+            )),
+            "{rep:?}"
+        );
     }
 
     #[test]

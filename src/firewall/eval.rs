@@ -52,7 +52,7 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 use super::model::{Chain, Match, Rule, Ruleset, Table};
-use super::services::canonical_proto;
+use super::services::{canonical_proto, PROTOCOLS};
 use super::spec::{Cidr, Family, Policy};
 
 /// How deep user chains may nest (jumps and gotos on the way) before the
@@ -814,8 +814,9 @@ fn iface(pattern: &str, have: &Iface, opt: &str) -> Tri {
     }
 }
 
-/// `-p VALUE`: VALUE is canonical (a name from the protocol table, or a
-/// number the table does not name).
+/// `-p VALUE`: a name from the protocol table or a number (iptables-save
+/// prints numbers for protocols its table lacks, and rampart keeps what a
+/// host printed).
 fn protocol(value: &str, negated: bool, have: u8) -> Tri {
     if value == "all" {
         // iptables refuses `! -p all`; a plain one is dropped when parsed.
@@ -825,11 +826,15 @@ fn protocol(value: &str, negated: bool, have: u8) -> Tri {
             Tri::Yes
         };
     }
-    if canonical_proto(value).as_deref() != Some(value) {
-        return Tri::maybe(format!("protocol {value} is not known"));
+    let number = match value.parse::<u8>() {
+        Ok(n) => Some(n),
+        Err(_) => canonical_proto(value)
+            .and_then(|c| PROTOCOLS.iter().find(|(n, _)| *n == c).map(|&(_, p)| p)),
+    };
+    match number {
+        Some(n) => Tri::of(n == have).negate_if(negated),
+        None => Tri::maybe(format!("protocol {value} is not known")),
     }
-    let name = canonical_proto(&have.to_string());
-    Tri::of(name.as_deref() == Some(value)).negate_if(negated)
 }
 
 fn proto_name(n: u8) -> String {

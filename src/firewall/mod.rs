@@ -50,8 +50,8 @@ mod canon;
 #[cfg(test)]
 mod corpus;
 mod diff;
-mod hostcanon;
 pub mod eval;
+mod hostcanon;
 pub mod listing;
 mod model;
 mod parse;
@@ -64,10 +64,10 @@ mod tests;
 
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
-pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER};
 pub use eval::{
     evaluate, CtState, Decider, Evaluation, Hit, Iface, Packet, Ports, RuleRef, TcpFlags, Verdict,
 };
+pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,

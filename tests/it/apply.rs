@@ -514,11 +514,12 @@ fn lockout_rolls_every_host_back() {
         .collect();
     assert!(before[0].v4.contains("HANDMADE"), "{:?}", before[0]);
 
+    // --no-predict: the lockout must really be applied, to test the rollback.
     let out = run(
         "apply",
         &playbook("lockout.yml"),
         &lab.inventory(),
-        &["--format", "json"],
+        &["--format", "json", "--no-predict"],
     );
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
@@ -576,7 +577,13 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
         .arg(playbook("lockout.yml"))
         .arg("-i")
         .arg(lab.inventory())
-        .args(["--connect-timeout", "4", "--confirm-timeout", "13"])
+        .args([
+            "--connect-timeout",
+            "4",
+            "--confirm-timeout",
+            "13",
+            "--no-predict",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1053,6 +1060,7 @@ fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
             &book,
             "-i",
             &inv,
+            "--no-predict",
             "--connect-timeout",
             "4",
             "--confirm-timeout",

@@ -47,7 +47,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rampart::firewall::{
-    evaluate, parse_save, Decider, Evaluation, Family, Iface, Packet, Ports, Ruleset, Verdict,
+    evaluate, parse_save, Decider, Evaluation, Family, Iface, Packet, Ports, Rule, Ruleset, Verdict,
 };
 
 use crate::support::{show, Lab};
@@ -786,7 +786,21 @@ fn predictions_match_the_kernel() {
                             }
                         }
                     };
-                    let desired = parse_save(&case.text, Family::V4).unwrap_or_else(|e| {
+                    // Each generated rule as a playbook's rule is read (strict,
+                    // into rampart's canonical form): that is what the host
+                    // prints back, and what the evaluator must decide on.
+                    let canonical: String = case
+                        .text
+                        .lines()
+                        .map(|l| match l.strip_prefix("-A ") {
+                            Some(_) => Rule::parse(l).map(|r| r.to_line()).unwrap_or_else(|e| {
+                                panic!("seed {seed:#x}: ruleset {index}: {l}: {e}")
+                            }),
+                            None => l.to_string(),
+                        })
+                        .map(|l| l + "\n")
+                        .collect();
+                    let desired = parse_save(&canonical, Family::V4).unwrap_or_else(|e| {
                         panic!("seed {seed:#x}: ruleset {index} does not parse: {e}\n{}", case.text)
                     });
                     let named = evaluate(&desired, "INPUT", &on_eth0);
@@ -933,4 +947,110 @@ fn predictions_match_the_kernel() {
         "seed {seed:#x}: {unknown_named} of {n} predictions unknown\n{report}"
     );
     let _ = std::io::stdout().flush();
+}
+
+// ---- The prediction in the engine (apply and audit) --------------------
+
+/// Logins sshd accepted on a host so far (its log, outside the host).
+fn logins(lab: &Lab, host: &str) -> usize {
+    let log = lab.state().paths().host(host).sshd_log();
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Accepted publickey"))
+        .count()
+}
+
+fn in_host(lab: &Lab, host: &str, cmd: &str) -> String {
+    let out = lab.exec_in(host, &["sh", "-c", cmd]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A playbook that forgets SSH fails at `predict` on every host before
+/// anything is uploaded: no backup, no switch, no second connection, rules
+/// and files as they were. (The rollback it would need otherwise is what
+/// `--no-predict` runs in the apply tests.)
+#[test]
+fn a_lockout_is_predicted_and_the_host_is_never_touched() {
+    let lab = Lab::up(4);
+    let gateway = lab.state().gateway.expect("the lab has a gateway");
+    let hosts: Vec<String> = lab.hosts().into_iter().map(|h| h.name).collect();
+    let snapshot = |h: &str| {
+        in_host(
+            &lab,
+            h,
+            "iptables-save | grep -v '^#'; ip6tables-save | grep -v '^#'; ls -a /var/lib/rampart 2>&1; cat /etc/iptables/* /etc/sysconfig/ip*tables 2>&1",
+        )
+    };
+    let before: Vec<(String, usize)> = hosts
+        .iter()
+        .map(|h| (snapshot(h), logins(&lab, h)))
+        .collect();
+    let pb = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/lockout.yml");
+    let inv = lab.inventory();
+    let out = crate::support::rampart(&[
+        "apply",
+        pb,
+        "-i",
+        &inv.to_string_lossy(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    for (h, (snap, logins_before)) in hosts.iter().zip(&before) {
+        let r = v["hosts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == h.as_str()))
+            .unwrap_or_else(|| panic!("{h} in the report: {v:#}"));
+        assert_eq!(
+            (r["status"].as_str(), r["step"].as_str()),
+            (Some("failed"), Some("predict")),
+            "{h}: {r:#}"
+        );
+        let err = r["error"].as_str().unwrap_or_default();
+        assert_eq!(
+            err,
+            format!("the new rules would drop NEW SSH from {gateway} at INPUT policy DROP: nothing applied"),
+            "{h}"
+        );
+        assert_eq!(&snapshot(h), snap, "{h}: something changed on the host");
+        assert_eq!(
+            logins(&lab, h),
+            logins_before + 1,
+            "{h}: one connection, no confirmation"
+        );
+    }
+}
+
+/// A rule the evaluator cannot decide is named in a warning, and the apply
+/// goes on (the dead-man switch protects the host as before).
+#[test]
+fn an_undecidable_rule_is_named_and_the_apply_goes_on() {
+    let lab = Lab::up(1);
+    let pb = lab.scratch("unknown.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  firewall:\n    allow: []\n    rules: ['-A INPUT -m length --length 0:10 -j DROP', '-A INPUT -p tcp --dport 22 -j ACCEPT']\n",
+    )
+    .expect("playbook");
+    let out = crate::support::rampart(&[
+        "apply",
+        &pb.to_string_lossy(),
+        "-i",
+        &lab.inventory().to_string_lossy(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let r = &v["hosts"][0];
+    assert_eq!(r["status"], "changed", "{r:#}");
+    let warned = r["warnings"].as_array().is_some_and(|w| {
+        w.iter().any(|w| {
+            w.as_str()
+                .is_some_and(|w| w.contains("cannot tell") && w.contains("-m length --length 0:10"))
+        })
+    });
+    assert!(warned, "{r:#}");
 }
