@@ -12,11 +12,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ssh2::{MethodType, Session};
 
+use super::jump::JumpPool;
 use super::knownhosts::{self, KnownHosts, Verdict};
 use super::reach::Reach;
 use super::shell;
@@ -69,6 +72,14 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// A jump host in front of the host could not be used; `jump` names it
+    /// (`bastion (192.0.2.7:22)`), `host_key` tells a trust problem.
+    #[error("jump host {jump}: {message}")]
+    Jump {
+        jump: String,
+        message: String,
+        host_key: bool,
+    },
 }
 
 impl ConnectError {
@@ -81,6 +92,7 @@ impl ConnectError {
                 | ConnectError::HostKeyRevoked { .. }
                 | ConnectError::HostKeyRecord { .. }
                 | ConnectError::KnownHostsRead { .. }
+                | ConnectError::Jump { host_key: true, .. }
         )
     }
 }
@@ -118,7 +130,13 @@ pub trait Connection: Send {
 #[derive(Debug, Clone)]
 pub struct SshConnector {
     pub options: ConnectOptions,
+    /// Sessions to jump hosts, shared by every host behind them.
+    jumps: Arc<JumpPool>,
 }
+
+/// Channels per jump session when the runner does not say (`--forks 50`:
+/// two connections per host in flight).
+const DEFAULT_JUMP_CHANNELS: usize = 100;
 
 /// Fast, secure algorithm preferences, tried first; libssh2 builds lacking
 /// one of them fall back to libssh2's defaults for that slot.
@@ -140,140 +158,181 @@ fn hostkey_algs_for(key_type: &str) -> &'static [&'static str] {
 
 impl SshConnector {
     pub fn new(options: ConnectOptions) -> Self {
-        SshConnector { options }
+        let jumps = Arc::new(JumpPool::new(options.clone(), DEFAULT_JUMP_CHANNELS));
+        SshConnector { options, jumps }
     }
 
-    fn tcp(&self, t: &Reach) -> Result<TcpStream, ConnectError> {
-        let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
-            .to_socket_addrs()
-            .map_err(|_| ConnectError::Resolve(t.address.clone()))?
-            .collect();
-        let mut last = None;
-        for a in addrs {
-            match TcpStream::connect_timeout(&a, self.options.connect_timeout) {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    return Ok(s);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(ConnectError::Tcp {
-            addr: format!("{}:{}", t.address, t.port),
-            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
-        })
+    /// Bound the connections each jump session carries at once.
+    pub fn with_jump_channels(mut self, channels: usize) -> Self {
+        self.jumps = Arc::new(JumpPool::new(self.options.clone(), channels.max(1)));
+        self
     }
+}
 
-    fn verify_host_key(
-        &self,
-        t: &Reach,
-        sess: &Session,
-        kh: &KnownHosts,
-    ) -> Result<(), ConnectError> {
-        let file = t.known_hosts.display().to_string();
-        let Some((key, _)) = sess.host_key() else {
-            return Err(ConnectError::Handshake(
-                "server presented no host key".into(),
-            ));
-        };
-        match kh.check(&t.address, t.port, key) {
-            Verdict::Known => Ok(()),
-            Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
-                host: t.name.clone(),
-                file,
-            }),
-            Verdict::Changed => Err(ConnectError::HostKeyChanged {
-                host: t.name.clone(),
-                key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
-                file,
-            }),
-            Verdict::Unknown if self.options.accept_new_host_keys => {
-                knownhosts::append(&t.known_hosts, &t.address, t.port, key)
-                    .map_err(|source| ConnectError::HostKeyRecord { file, source })
+/// The TCP connect + handshake bound of a host: its own (ssh_config's
+/// ConnectTimeout) or the run's.
+pub(crate) fn connect_timeout_of(options: &ConnectOptions, t: &Reach) -> Duration {
+    t.connect_timeout.unwrap_or(options.connect_timeout)
+}
+
+/// A direct TCP connection to the host, bounded by its connect timeout.
+pub(crate) fn tcp(options: &ConnectOptions, t: &Reach) -> Result<TcpStream, ConnectError> {
+    let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|_| ConnectError::Resolve(t.address.clone()))?
+        .collect();
+    let mut last = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, connect_timeout_of(options, t)) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
             }
-            Verdict::Unknown => Err(ConnectError::HostKeyUnknown {
-                host: t.name.clone(),
-                file,
-            }),
+            Err(e) => last = Some(e),
         }
     }
+    Err(ConnectError::Tcp {
+        addr: format!("{}:{}", t.address, t.port),
+        source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+    })
+}
 
-    fn authenticate(&self, t: &Reach, sess: &Session) -> Result<(), ConnectError> {
-        let mut tried: Vec<String> = Vec::new();
-        if let Some(pw) = &t.password {
-            tried.push("password".into());
-            if sess.userauth_password(&t.user, pw.expose()).is_ok() && sess.authenticated() {
+fn verify_host_key(
+    options: &ConnectOptions,
+    t: &Reach,
+    sess: &Session,
+    kh: &KnownHosts,
+) -> Result<(), ConnectError> {
+    let file = t.known_hosts.display().to_string();
+    let Some((key, _)) = sess.host_key() else {
+        return Err(ConnectError::Handshake(
+            "server presented no host key".into(),
+        ));
+    };
+    match kh.check(&t.address, t.port, key) {
+        Verdict::Known => Ok(()),
+        Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
+            host: t.name.clone(),
+            file,
+        }),
+        Verdict::Changed => Err(ConnectError::HostKeyChanged {
+            host: t.name.clone(),
+            key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
+            file,
+        }),
+        Verdict::Unknown if options.accept_new_host_keys || t.accept_new_host_key => {
+            knownhosts::append(&t.known_hosts, &t.address, t.port, key)
+                .map_err(|source| ConnectError::HostKeyRecord { file, source })
+        }
+        Verdict::Unknown => Err(ConnectError::HostKeyUnknown {
+            host: t.name.clone(),
+            file,
+        }),
+    }
+}
+
+fn authenticate(t: &Reach, sess: &Session) -> Result<(), ConnectError> {
+    let mut tried: Vec<String> = Vec::new();
+    if let Some(pw) = &t.password {
+        tried.push("password".into());
+        if sess.userauth_password(&t.user, pw.expose()).is_ok() && sess.authenticated() {
+            return Ok(());
+        }
+    }
+    let mut keys: Vec<PathBuf> = Vec::new();
+    if let Some(k) = &t.identity_file {
+        keys.push(k.clone());
+    } else {
+        if !t.identities_only && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            tried.push("ssh-agent".into());
+            if sess.userauth_agent(&t.user).is_ok() && sess.authenticated() {
                 return Ok(());
             }
         }
-        let mut keys: Vec<PathBuf> = Vec::new();
-        if let Some(k) = &t.identity_file {
-            keys.push(k.clone());
-        } else {
-            if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-                tried.push("ssh-agent".into());
-                if sess.userauth_agent(&t.user).is_ok() && sess.authenticated() {
-                    return Ok(());
-                }
-            }
-            if let Some(home) = std::env::var_os("HOME") {
-                let home = PathBuf::from(home);
-                keys.push(home.join(".ssh/id_ed25519"));
-                keys.push(home.join(".ssh/id_rsa"));
-            }
+        if let Some(home) = std::env::var_os("HOME") {
+            let home = PathBuf::from(home);
+            keys.push(home.join(".ssh/id_ed25519"));
+            keys.push(home.join(".ssh/id_rsa"));
         }
-        for k in keys {
-            if !k.exists() {
-                continue;
-            }
-            tried.push(format!("key {}", k.display()));
-            if sess.userauth_pubkey_file(&t.user, None, &k, None).is_ok() && sess.authenticated() {
-                return Ok(());
-            }
-        }
-        if tried.is_empty() {
-            tried.push("no password, key or agent available".into());
-        }
-        Err(ConnectError::Auth {
-            user: t.user.clone(),
-            tried: tried.join(", "),
-        })
     }
+    for k in keys {
+        if !k.exists() {
+            continue;
+        }
+        tried.push(format!("key {}", k.display()));
+        if sess.userauth_pubkey_file(&t.user, None, &k, None).is_ok() && sess.authenticated() {
+            return Ok(());
+        }
+    }
+    if tried.is_empty() {
+        tried.push("no password, key or agent available".into());
+    }
+    Err(ConnectError::Auth {
+        user: t.user.clone(),
+        tried: tried.join(", "),
+    })
+}
+
+/// Handshake, host key check and authentication over `stream` (a TCP
+/// connection, or a socket carried through a jump host): the one way a
+/// session is made, for hosts and jump hosts alike. Blocking, bounded by
+/// the host's connect timeout; the session is left in blocking mode.
+pub(crate) fn open_session<S: AsRawFd + 'static>(
+    options: &ConnectOptions,
+    t: &Reach,
+    stream: S,
+) -> Result<Session, ConnectError> {
+    let mut kh =
+        KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
+            file: t.known_hosts.display().to_string(),
+            source,
+        })?;
+    for extra in &t.extra_known_hosts {
+        kh.extend(
+            KnownHosts::load(extra).map_err(|source| ConnectError::KnownHostsRead {
+                file: extra.display().to_string(),
+                source,
+            })?,
+        );
+    }
+    let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    let ms = u32::try_from(connect_timeout_of(options, t).as_millis()).unwrap_or(u32::MAX);
+    sess.set_timeout(ms);
+    sess.set_tcp_stream(stream);
+    let _ = sess.method_pref(MethodType::Kex, KEX_PREF);
+    for m in [MethodType::CryptCs, MethodType::CryptSc] {
+        let _ = sess.method_pref(m, CIPHER_PREF);
+    }
+    for m in [MethodType::MacCs, MethodType::MacSc] {
+        let _ = sess.method_pref(m, MAC_PREF);
+    }
+    // Ask for a key type we can check, so a known host never looks changed
+    // merely because it offered another of its keys first.
+    let known: Vec<&str> = kh
+        .key_types(&t.address, t.port)
+        .iter()
+        .flat_map(|k| hostkey_algs_for(k).iter().copied())
+        .collect();
+    if !known.is_empty() {
+        let _ = sess.method_pref(MethodType::HostKey, &known.join(","));
+    }
+    sess.handshake()
+        .map_err(|e| ConnectError::Handshake(e.message().to_string()))?;
+    verify_host_key(options, t, &sess, &kh)?;
+    authenticate(t, &sess)?;
+    Ok(sess)
 }
 
 impl Connector for SshConnector {
     fn connect(&self, t: &Reach) -> Result<Box<dyn Connection>, ConnectError> {
-        let kh =
-            KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
-                file: t.known_hosts.display().to_string(),
-                source,
-            })?;
-        let tcp = self.tcp(t)?;
-        let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        let ms = u32::try_from(self.options.connect_timeout.as_millis()).unwrap_or(u32::MAX);
-        sess.set_timeout(ms);
-        sess.set_tcp_stream(tcp);
-        let _ = sess.method_pref(MethodType::Kex, KEX_PREF);
-        for m in [MethodType::CryptCs, MethodType::CryptSc] {
-            let _ = sess.method_pref(m, CIPHER_PREF);
-        }
-        for m in [MethodType::MacCs, MethodType::MacSc] {
-            let _ = sess.method_pref(m, MAC_PREF);
-        }
-        // Ask for a key type we can check, so a known host never looks changed
-        // merely because it offered another of its keys first.
-        let known: Vec<&str> = kh
-            .key_types(&t.address, t.port)
-            .iter()
-            .flat_map(|k| hostkey_algs_for(k).iter().copied())
-            .collect();
-        if !known.is_empty() {
-            let _ = sess.method_pref(MethodType::HostKey, &known.join(","));
-        }
-        sess.handshake()
-            .map_err(|e| ConnectError::Handshake(e.message().to_string()))?;
-        self.verify_host_key(t, &sess, &kh)?;
-        self.authenticate(t, &sess)?;
+        let sess = if t.jumps.is_empty() {
+            open_session(&self.options, t, tcp(&self.options, t)?)?
+        } else {
+            // Through the jump hosts' shared sessions: a socket carried by
+            // a direct-tcpip channel of the last one (see `jump`).
+            let stream = self.jumps.stream(&t.jumps, t)?;
+            open_session(&self.options, t, stream)?
+        };
         let exec_ms = u32::try_from(self.options.exec_timeout.as_millis()).unwrap_or(u32::MAX);
         sess.set_timeout(exec_ms);
         Ok(Box::new(SshConnection {
