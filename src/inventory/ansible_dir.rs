@@ -231,3 +231,191 @@ fn load_vars(m: &mut Model, dir: &Path, warnings: &mut Vec<String>) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Inventory, LoadOptions, SshConfigChoice};
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory with these files (relative path -> content).
+    fn tree(files: &[(&str, &str)]) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rampart-ansible-dir-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (rel, text) in files {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, text).expect("write");
+        }
+        dir
+    }
+
+    fn load(p: &Path) -> Result<Inventory, crate::error::InputError> {
+        Inventory::load_with(
+            p,
+            &LoadOptions {
+                ssh_config: Some(SshConfigChoice::None),
+            },
+        )
+    }
+
+    const INI: &str = "\
+[web]
+web1
+web2 ansible_user=inv_host
+[prod:children]
+web
+[all:vars]
+ansible_port=1001
+[prod:vars]
+ansible_port=1002
+ansible_user=inv_prod
+[web:vars]
+ansible_user=inv_web
+";
+
+    const VAULTED: &str = concat!("$", "ANSIBLE_VAULT;1.1;AES256\n6162\n");
+
+    #[test]
+    fn ansible_precedence_with_vars_files() {
+        let dir = tree(&[
+            ("hosts.ini", INI),
+            (
+                "group_vars/all.yml",
+                "---\nansible_port: 2001\nansible_ssh_private_key_file: keys/all\nansible_python_interpreter: /usr/bin/python3\napp_port: 8080\n",
+            ),
+            ("group_vars/prod.yml", "ansible_port: 2002\n"),
+            ("group_vars/web/main.yml", "ansible_user: gv_web\n"),
+            (
+                "group_vars/web/z.yaml",
+                "ansible_ssh_common_args: '-J jumper@bastion:2222 -o StrictHostKeyChecking=no'\n",
+            ),
+            ("group_vars/web/notes.txt", "not read\n"),
+            ("group_vars/webz.yml", "ansible_user: typo\n"),
+            ("host_vars/web2.yml", "ansible_port: 3000\n"),
+            ("host_vars/web1", "ansible_host: 192.0.2.1\n"),
+            ("host_vars/web1.yml", "ansible_host: 192.0.2.99\n"),
+            ("group_vars/web/vault.yml", VAULTED),
+        ]);
+        let inv = load(&dir.join("hosts.ini")).expect("loads");
+        let web1 = inv.host("web1").expect("web1");
+        let web2 = inv.host("web2").expect("web2");
+        // group_vars of a group beat group_vars/all and inventory-file vars.
+        assert_eq!(web1.reach.port, 2002);
+        assert_eq!(web1.sources.port, "group_vars/prod.yml");
+        assert_eq!(web1.reach.user, "gv_web");
+        assert_eq!(web1.sources.user, "group_vars/web/main.yml");
+        assert_eq!(
+            web1.reach.address, "192.0.2.1",
+            "host_vars/web1 is read first"
+        );
+        assert_eq!(
+            web1.reach.identity_file.as_deref(),
+            Some(dir.join("keys/all").as_path())
+        );
+        let jumps: Vec<String> = web1.reach.jumps.iter().map(|j| j.endpoint()).collect();
+        assert_eq!(jumps, ["jumper@bastion:2222"]);
+        assert_eq!(web1.sources.jumps, "group_vars/web/z.yaml");
+        // Inventory-file host vars beat group_vars; host_vars beat both.
+        assert_eq!(web2.reach.user, "inv_host");
+        assert_eq!(web2.reach.port, 3000);
+        let all = inv.warnings.join("\n");
+        assert!(
+            all.contains("ansible_python_interpreter (group_vars/all.yml)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("ansible_ssh_common_args '-o StrictHostKeyChecking=no'"),
+            "{all}"
+        );
+        assert!(!all.contains("app_port"), "{all}");
+        assert!(
+            all.contains("group_vars/webz.yml names no group of this inventory"),
+            "{all}"
+        );
+        assert!(all.contains("host_vars/web1.yml is not read"), "{all}");
+        assert!(
+            all.contains("group_vars/web/vault.yml is encrypted with Ansible Vault"),
+            "{all}"
+        );
+        let unused_lines = inv
+            .warnings
+            .iter()
+            .filter(|w| w.contains("does not use"))
+            .count();
+        assert_eq!(unused_lines, 1, "one warning for all unused settings");
+    }
+
+    #[test]
+    fn a_directory_of_inventory_files() {
+        let dir = tree(&[
+            ("10-web.ini", "[web]\nweb1\nweb2\n"),
+            (
+                "20-db.yml",
+                "all:\n  children:\n    db:\n      hosts:\n        db1:\n          ansible_host: 192.0.2.5\n",
+            ),
+            ("sub/30-more.ini", "[web]\nweb3\n"),
+            ("README.md", "# not an inventory\n"),
+            ("old.ini~", "[web]\nnever\n"),
+            (".hidden", "[web]\nnever2\n"),
+            ("group_vars/web.yml", "ansible_user: deploy\n"),
+            ("host_vars/db1.yaml", "ansible_port: 2222\n"),
+        ]);
+        let inv = load(&dir).expect("loads");
+        let names: Vec<&str> = inv.hosts.iter().map(|h| h.name()).collect();
+        assert_eq!(names, ["web1", "web2", "db1", "web3"]);
+        assert_eq!(inv.host("web3").expect("web3").reach.user, "deploy");
+        let db1 = inv.host("db1").expect("db1");
+        assert_eq!(
+            (db1.reach.address.as_str(), db1.reach.port),
+            ("192.0.2.5", 2222)
+        );
+        assert_eq!(db1.groups, ["db"]);
+    }
+
+    #[test]
+    fn bad_vars_files_are_errors() {
+        let dir = tree(&[("hosts.ini", INI), ("group_vars/web.toml", "x = 1\n")]);
+        let e = load(&dir.join("hosts.ini")).expect_err("unknown format");
+        assert!(e.file.ends_with("group_vars/web.toml"), "{e}");
+        assert!(
+            e.message.contains("unknown variables file format '.toml'"),
+            "{e}"
+        );
+
+        let dir = tree(&[
+            ("hosts.ini", INI),
+            ("group_vars/web", "ansible_user=deploy\n"),
+        ]);
+        let e = load(&dir.join("hosts.ini")).expect_err("INI in a vars file");
+        assert!(
+            e.message.contains("a variables file is a YAML mapping"),
+            "{e}"
+        );
+
+        let dir = tree(&[
+            ("hosts.ini", INI),
+            ("group_vars/all.yml", "a: 1\nansible_become_password: x\n"),
+        ]);
+        let e = load(&dir.join("hosts.ini")).expect_err("password");
+        assert_eq!((e.line, e.column), (2, 26), "{e}");
+        assert!(e.message.contains("never reads passwords"), "{e}");
+
+        let dir = tree(&[("a.ini", "[web]\nweb1\n"), ("b.yml", "hosts:\n  x:\n")]);
+        let e = load(&dir).expect_err("native in a directory");
+        assert!(e.file.ends_with("b.yml"), "{e}");
+
+        let dir = tree(&[(
+            "hosts.ini",
+            "[web]\nweb1 ansible_ssh_extra_args='-J bad:port'\n",
+        )]);
+        let e = load(&dir.join("hosts.ini")).expect_err("bad -J");
+        assert_eq!((e.line, e.column), (2, 6), "{e}");
+        assert!(e.message.contains("bad jump host 'bad:port'"), "{e}");
+    }
+}

@@ -601,6 +601,30 @@ groups:
     }
 
     #[test]
+    fn proxy_jump_names_inventory_hosts_or_others() {
+        let hosts = load(
+            "defaults:\n  proxy_jump: ops@bastion:2222\nhosts:\n  bastion: {address: 192.0.2.7, proxy_jump: none}\n  web1:\n  web2: {proxy_jump: 'gw.example.net,bastion'}\n",
+        )
+        .expect("valid");
+        assert!(hosts[0].reach.jumps.is_empty());
+        let chain = |i: usize| -> Vec<String> {
+            hosts[i].reach.jumps.iter().map(|j| j.endpoint()).collect()
+        };
+        assert_eq!(chain(1), ["ops@192.0.2.7:2222"]);
+        assert_eq!(hosts[1].sources.jumps, "defaults");
+        assert_eq!(chain(2), ["root@gw.example.net:22", "root@192.0.2.7:22"]);
+        assert_eq!(hosts[2].sources.jumps, "hosts.web2");
+        assert_eq!(hosts[2].reach.jumps[1].name, "bastion");
+
+        let (l, c, m) = err("hosts:\n  a: {proxy_jump: 'x:99999'}\n");
+        assert_eq!((l, c), (2, 19), "{m}");
+        assert!(m.contains("bad jump host 'x:99999'"), "{m}");
+        let (l, _, m) = err("hosts:\n  a: {proxy_jump: a}\n");
+        assert_eq!(l, 0, "{m}");
+        assert!(m.contains("jump hosts form a cycle: a -> a"), "{m}");
+    }
+
+    #[test]
     fn globs_and_nested_groups() {
         let hosts = load(
             "hosts:\n  web1:\n  web2:\n  db1:\ngroups:\n  web: ['web*']\n  prod: [web, db1]\n  none: ['zz*']\n  everyone: [all]\n",

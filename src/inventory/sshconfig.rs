@@ -100,13 +100,15 @@ pub fn parse_jumps(text: &str) -> Result<Option<Vec<Hop>>, (usize, String)> {
 
 fn parse_hop(s: &str) -> Result<Hop, String> {
     let bad = |why: &str| format!("bad jump host '{s}': {why} (expected [user@]host[:port])");
+    // A message that already says what was expected.
+    let wrong = |why: String| format!("bad jump host '{s}': {why}");
     let rest = s.strip_prefix("ssh://").unwrap_or(s);
     if rest.is_empty() {
         return Err(bad("empty"));
     }
     let (user, hostport) = match rest.rsplit_once('@') {
         Some((u, h)) => {
-            check_user(u).map_err(|e| bad(&e))?;
+            check_user(u).map_err(wrong)?;
             (Some(u.to_string()), h)
         }
         None => (None, rest),
@@ -116,17 +118,17 @@ fn parse_hop(s: &str) -> Result<Hop, String> {
         match after {
             "" => (h, None),
             p => match p.strip_prefix(':') {
-                Some(p) => (h, Some(parse_port(p).map_err(|e| bad(&e))?)),
+                Some(p) => (h, Some(parse_port(p).map_err(wrong)?)),
                 None => return Err(bad("text after ']'")),
             },
         }
     } else if hostport.matches(':').count() == 1 {
         let (h, p) = hostport.split_once(':').unwrap_or((hostport, ""));
-        (h, Some(parse_port(p).map_err(|e| bad(&e))?))
+        (h, Some(parse_port(p).map_err(wrong)?))
     } else {
         (hostport, None)
     };
-    check_address(host).map_err(|e| bad(&e))?;
+    check_address(host).map_err(wrong)?;
     if host.contains('/') {
         return Err(bad("a host name has no '/'"));
     }

@@ -24,10 +24,13 @@
 //! - opening a jump session: the jump's connect timeout for TCP and for
 //!   the handshake (like any host);
 //! - opening a channel: the target's connect timeout. libssh2 opens one
-//!   channel at a time per session; when the jump's sshd is still trying to
-//!   reach a dead target at the deadline, that session is retired (it keeps
-//!   carrying the connections it has) and the next host gets a fresh
-//!   session to the same jump;
+//!   channel at a time per session, and the jump's sshd may try to reach a
+//!   dead (or locked out) target for minutes. A session whose open has been
+//!   pending for [`STALL`] takes no new request: those go to another session
+//!   to the same jump, opened then (at most [`MAX_SESSIONS`] per jump), so
+//!   one unreachable host does not hold up the hosts behind it; the stalled
+//!   session keeps carrying its connections and serves again once its open
+//!   resolves;
 //! - channels per session: at most `channels` (two per host in flight: the
 //!   runner passes 2 x `--forks`), more requests wait for a free one until
 //!   their own deadline;
@@ -55,6 +58,10 @@ use super::session::{self, ConnectError, ConnectOptions};
 
 /// Bytes buffered per channel and direction.
 const BUF_CAP: usize = 64 * 1024;
+/// A channel open pending this long stalls its session (see the module docs).
+const STALL: Duration = Duration::from_secs(1);
+/// Sessions to one jump host at most (only stalls make more than one).
+const MAX_SESSIONS: usize = 8;
 /// Longest single wait of a pump thread.
 const POLL_STEP: Duration = Duration::from_millis(100);
 /// How long a channel whose target side ended may wait for the jump's EOF.
@@ -144,17 +151,18 @@ impl Failure {
     }
 }
 
-enum SlotState {
-    Empty,
-    Open(Arc<JumpSession>),
-    Failed { at: Instant, failure: Failure },
+/// The sessions to one jump host, and the last failure to open one.
+#[derive(Default)]
+struct Slot {
+    sessions: Vec<Arc<JumpSession>>,
+    failed: Option<(Instant, Failure)>,
 }
 
 /// The sessions to jump hosts of one run.
 pub struct JumpPool {
     options: ConnectOptions,
     channels: usize,
-    slots: Mutex<HashMap<String, Arc<Mutex<SlotState>>>>,
+    slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
 }
 
 impl std::fmt::Debug for JumpPool {
@@ -198,13 +206,29 @@ impl JumpPool {
                 format!("{host}:{port} (via jump host {})", label(last))
             }
         };
-        // A retired or dead session hands the request back: one more try
-        // on a fresh session.
-        for _ in 0..2 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnectError::Tcp {
+                    addr: addr(),
+                    source: std::io::Error::other(format!(
+                        "timed out after {}s: every session to the jump host is busy opening a connection",
+                        timeout.as_secs()
+                    )),
+                });
+            }
             let js = self.session(chain)?;
-            match js.open(host, port, timeout) {
+            match js.open(host, port, left) {
                 Ok(s) => return Ok(s),
-                Err(OpenError::Retired) => continue,
+                // Stalled or ended meanwhile: another session, or a new one.
+                Err(OpenError::Busy) => {
+                    if !js.accepting() {
+                        // Every session is stalled and no more may be
+                        // opened: wait for one to resolve (bounded above).
+                        std::thread::sleep(Duration::from_millis(50).min(left));
+                    }
+                }
                 Err(OpenError::Failed(msg)) => {
                     return Err(ConnectError::Tcp {
                         addr: addr(),
@@ -213,39 +237,44 @@ impl JumpPool {
                 }
             }
         }
-        Err(ConnectError::Tcp {
-            addr: addr(),
-            source: std::io::Error::other("the jump host's session ended twice while connecting"),
-        })
     }
 
-    /// The shared session for the last hop of `chain`, opened if needed.
+    /// The shared session for the last hop of `chain`: one that takes
+    /// requests, else a new one (the first, or one more beside stalled
+    /// ones), else a stalled one to wait on.
     fn session(&self, chain: &[Reach]) -> Result<Arc<JumpSession>, ConnectError> {
         let slot = Arc::clone(
             lock(&self.slots)
                 .entry(key(chain))
-                .or_insert_with(|| Arc::new(Mutex::new(SlotState::Empty))),
+                .or_insert_with(|| Arc::new(Mutex::new(Slot::default()))),
         );
         let asked = Instant::now();
         // Held while opening: the other hosts behind this jump wait for
         // this one attempt (bounded by the jump's timeouts).
         let mut st = lock(&slot);
-        match &*st {
-            SlotState::Open(s) if s.usable() => return Ok(Arc::clone(s)),
-            SlotState::Failed { at, failure } if *at >= asked => return Err(failure.error()),
-            _ => {}
+        st.sessions.retain(|s| s.alive());
+        if let Some(s) = st.sessions.iter().find(|s| s.accepting()) {
+            return Ok(Arc::clone(s));
+        }
+        if let Some((at, failure)) = &st.failed {
+            if *at >= asked {
+                return Err(failure.error());
+            }
+        }
+        if st.sessions.len() >= MAX_SESSIONS {
+            if let Some(s) = st.sessions.first() {
+                return Ok(Arc::clone(s));
+            }
         }
         match self.open(chain) {
             Ok(s) => {
                 let s = Arc::new(s);
-                *st = SlotState::Open(Arc::clone(&s));
+                st.sessions.push(Arc::clone(&s));
+                st.failed = None;
                 Ok(s)
             }
             Err(failure) => {
-                *st = SlotState::Failed {
-                    at: Instant::now(),
-                    failure: failure.clone(),
-                };
+                st.failed = Some((Instant::now(), failure.clone()));
                 Err(failure.error())
             }
         }
@@ -287,8 +316,9 @@ impl JumpPool {
 }
 
 enum OpenError {
-    /// The session takes no more channels (retired or ended): use another.
-    Retired,
+    /// This session cannot take the request now (its one channel open is
+    /// stalled, or it ended): use another.
+    Busy,
     Failed(String),
 }
 
@@ -304,7 +334,10 @@ struct JumpSession {
     requests: mpsc::Sender<Request>,
     wake: UnixStream,
     alive: Arc<AtomicBool>,
+    /// Ended, or ending: takes no request any more.
     retired: Arc<AtomicBool>,
+    /// Its channel open is pending for longer than [`STALL`].
+    stalled: Arc<AtomicBool>,
 }
 
 impl JumpSession {
@@ -316,6 +349,7 @@ impl JumpSession {
         sess.set_blocking(false);
         let alive = Arc::new(AtomicBool::new(true));
         let retired = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let mut pump = Pump {
             sess,
             fd,
@@ -326,6 +360,7 @@ impl JumpSession {
             pipes: Vec::new(),
             max,
             retired: Arc::clone(&retired),
+            stalled: Arc::clone(&stalled),
             no_more_requests: false,
             broken: false,
         };
@@ -341,11 +376,17 @@ impl JumpSession {
             wake,
             alive,
             retired,
+            stalled,
         })
     }
 
-    fn usable(&self) -> bool {
+    fn alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst) && !self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Takes a request now.
+    fn accepting(&self) -> bool {
+        self.alive() && !self.stalled.load(Ordering::SeqCst)
     }
 
     /// A socket to `host:port` through this session, within `timeout`.
@@ -358,13 +399,13 @@ impl JumpSession {
                 deadline: Instant::now() + timeout,
                 reply,
             })
-            .map_err(|_| OpenError::Retired)?;
+            .map_err(|_| OpenError::Busy)?;
         let _ = (&self.wake).write(&[1]);
         // The pump answers by the deadline; the margin only covers a pump
         // that died without answering (its end of the channel drops).
         match answer.recv_timeout(timeout + Duration::from_secs(2)) {
             Ok(r) => r,
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(OpenError::Retired),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(OpenError::Busy),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(OpenError::Failed(format!(
                 "no answer from the jump session within {}s",
                 timeout.as_secs()
@@ -555,6 +596,7 @@ struct Opening {
     req: Option<Request>,
     host: String,
     port: u16,
+    since: Instant,
 }
 
 /// The state of a pump thread.
@@ -568,6 +610,7 @@ struct Pump {
     pipes: Vec<Pipe>,
     max: usize,
     retired: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     no_more_requests: bool,
     broken: bool,
 }
@@ -633,7 +676,7 @@ impl Pump {
         self.shutdown();
     }
 
-    /// New requests into the queue (or back, when retired).
+    /// New requests into the queue (or back, when retired or stalled).
     fn take_requests(&mut self) -> bool {
         let mut drained = [0u8; 64];
         while matches!(self.wake.read(&mut drained), Ok(n) if n > 0) {}
@@ -642,8 +685,8 @@ impl Pump {
             match self.requests.try_recv() {
                 Ok(r) => {
                     got = true;
-                    if self.retired.load(Ordering::SeqCst) {
-                        let _ = r.reply.send(Err(OpenError::Retired));
+                    if self.retired.load(Ordering::SeqCst) || self.stalled.load(Ordering::SeqCst) {
+                        let _ = r.reply.send(Err(OpenError::Busy));
                     } else {
                         self.queue.push_back(r);
                     }
@@ -659,16 +702,25 @@ impl Pump {
     }
 
     /// Start or continue the one channel open, answer requests whose
-    /// deadline passed.
+    /// deadline passed or that another session should take.
     fn drive_open(&mut self) -> bool {
         let now = Instant::now();
         let mut progress = false;
-        // Queued requests that can no longer be served in time.
-        let retired = self.retired.load(Ordering::SeqCst);
+        if self
+            .opening
+            .as_ref()
+            .is_some_and(|o| now.duration_since(o.since) >= STALL)
+            && !self.stalled.swap(true, Ordering::SeqCst)
+        {
+            progress = true;
+        }
+        // Queued requests: handed back when this session cannot serve them
+        // soon, failed when their deadline passed.
+        let hand_back = self.retired.load(Ordering::SeqCst) || self.stalled.load(Ordering::SeqCst);
         let mut keep = VecDeque::with_capacity(self.queue.len());
         while let Some(r) = self.queue.pop_front() {
-            if retired {
-                let _ = r.reply.send(Err(OpenError::Retired));
+            if hand_back {
+                let _ = r.reply.send(Err(OpenError::Busy));
                 progress = true;
             } else if now >= r.deadline {
                 let _ = r.reply.send(Err(OpenError::Failed(format!(
@@ -681,12 +733,13 @@ impl Pump {
             }
         }
         self.queue = keep;
-        if self.opening.is_none() && !retired && self.pipes.len() < self.max {
+        if self.opening.is_none() && !hand_back && self.pipes.len() < self.max {
             if let Some(r) = self.queue.pop_front() {
                 self.opening = Some(Opening {
                     host: r.host.clone(),
                     port: r.port,
                     req: Some(r),
+                    since: now,
                 });
                 progress = true;
             }
@@ -702,13 +755,13 @@ impl Pump {
                 ))));
             }
             // libssh2 cannot open another channel on this session until
-            // this one resolves: new hosts get a fresh session.
-            self.retired.store(true, Ordering::SeqCst);
+            // this one resolves: it stays stalled until then.
             progress = true;
         }
         match self.sess.channel_direct_tcpip(&o.host, o.port, None) {
             Ok(ch) => {
                 let opened = self.opening.take();
+                self.stalled.store(false, Ordering::SeqCst);
                 progress = true;
                 match opened.and_then(|o| o.req) {
                     Some(r) => match UnixStream::pair() {
@@ -732,6 +785,7 @@ impl Pump {
             Err(e) if would_block(&e) => {}
             Err(e) => {
                 let opened = self.opening.take();
+                self.stalled.store(false, Ordering::SeqCst);
                 progress = true;
                 let gone = matches!(e.code(), ErrorCode::Session(c) if SESSION_GONE.contains(&c));
                 if gone {
@@ -739,7 +793,7 @@ impl Pump {
                 }
                 if let Some(r) = opened.and_then(|o| o.req) {
                     let answer = if gone {
-                        Err(OpenError::Retired)
+                        Err(OpenError::Busy)
                     } else {
                         Err(OpenError::Failed(format!(
                             "the jump host could not connect: {}",
@@ -819,10 +873,10 @@ impl Pump {
 
     fn shutdown(&mut self) {
         for q in self.queue.drain(..) {
-            let _ = q.reply.send(Err(OpenError::Retired));
+            let _ = q.reply.send(Err(OpenError::Busy));
         }
         if let Some(r) = self.opening.take().and_then(|o| o.req) {
-            let _ = r.reply.send(Err(OpenError::Retired));
+            let _ = r.reply.send(Err(OpenError::Busy));
         }
         self.retired.store(true, Ordering::SeqCst);
         // Closing is best effort, and bounded.

@@ -8,5 +8,6 @@ mod lab;
 
 mod apply;
 mod audit;
+mod operator;
 mod realworld;
 mod rollout;
