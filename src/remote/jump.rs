@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 use ssh2::{Channel, ErrorCode, Session};
 
 use super::reach::Reach;
-use super::session::{self, ConnectError, ConnectOptions};
+use super::session::{ConnectError, SshConnector};
 
 /// Bytes buffered per channel and direction.
 const BUF_CAP: usize = 64 * 1024;
@@ -158,9 +158,10 @@ struct Slot {
     failed: Option<(Instant, Failure)>,
 }
 
-/// The sessions to jump hosts of one run.
+/// The sessions to jump hosts of one run. The connector that makes them
+/// (TCP, handshake, host key, authentication) is passed in on each call,
+/// so that the pool can belong to that connector.
 pub struct JumpPool {
-    options: ConnectOptions,
     channels: usize,
     slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
 }
@@ -175,22 +176,32 @@ impl std::fmt::Debug for JumpPool {
 }
 
 impl JumpPool {
-    pub fn new(options: ConnectOptions, channels: usize) -> JumpPool {
+    pub fn new(channels: usize) -> JumpPool {
         JumpPool {
-            options,
             channels: channels.max(1),
             slots: Mutex::new(HashMap::new()),
         }
     }
 
     /// A socket connected to `target` through `chain` (not empty).
-    pub fn stream(&self, chain: &[Reach], target: &Reach) -> Result<UnixStream, ConnectError> {
-        let timeout = session::connect_timeout_of(&self.options, target);
-        self.stream_to(chain, &target.address, target.port, timeout)
+    pub fn stream(
+        &self,
+        via: &SshConnector,
+        chain: &[Reach],
+        target: &Reach,
+    ) -> Result<UnixStream, ConnectError> {
+        self.stream_to(
+            via,
+            chain,
+            &target.address,
+            target.port,
+            via.connect_timeout(target),
+        )
     }
 
     fn stream_to(
         &self,
+        via: &SshConnector,
         chain: &[Reach],
         host: &str,
         port: u16,
@@ -218,7 +229,7 @@ impl JumpPool {
                     )),
                 });
             }
-            let js = self.session(chain)?;
+            let js = self.session(via, chain)?;
             match js.open(host, port, left) {
                 Ok(s) => return Ok(s),
                 // Stalled or ended meanwhile: another session, or a new one.
@@ -242,7 +253,11 @@ impl JumpPool {
     /// The shared session for the last hop of `chain`: one that takes
     /// requests, else a new one (the first, or one more beside stalled
     /// ones), else a stalled one to wait on.
-    fn session(&self, chain: &[Reach]) -> Result<Arc<JumpSession>, ConnectError> {
+    fn session(
+        &self,
+        via: &SshConnector,
+        chain: &[Reach],
+    ) -> Result<Arc<JumpSession>, ConnectError> {
         let slot = Arc::clone(
             lock(&self.slots)
                 .entry(key(chain))
@@ -266,7 +281,7 @@ impl JumpPool {
                 return Ok(Arc::clone(s));
             }
         }
-        match self.open(chain) {
+        match self.open(via, chain) {
             Ok(s) => {
                 let s = Arc::new(s);
                 st.sessions.push(Arc::clone(&s));
@@ -280,7 +295,7 @@ impl JumpPool {
         }
     }
 
-    fn open(&self, chain: &[Reach]) -> Result<JumpSession, Failure> {
+    fn open(&self, via: &SshConnector, chain: &[Reach]) -> Result<JumpSession, Failure> {
         let Some((hop, before)) = chain.split_last() else {
             return Err(Failure {
                 jump: "-".into(),
@@ -290,22 +305,16 @@ impl JumpPool {
         };
         let fail = |e| Failure::of(hop, e);
         let (sess, fd) = if before.is_empty() {
-            let tcp = session::tcp(&self.options, hop).map_err(fail)?;
+            let tcp = via.tcp(hop).map_err(fail)?;
             let fd = tcp.as_raw_fd();
-            (
-                session::open_session(&self.options, hop, tcp).map_err(fail)?,
-                fd,
-            )
+            (via.open_session(hop, tcp).map_err(fail)?, fd)
         } else {
-            let timeout = session::connect_timeout_of(&self.options, hop);
+            let timeout = via.connect_timeout(hop);
             let sock = self
-                .stream_to(before, &hop.address, hop.port, timeout)
+                .stream_to(via, before, &hop.address, hop.port, timeout)
                 .map_err(fail)?;
             let fd = sock.as_raw_fd();
-            (
-                session::open_session(&self.options, hop, sock).map_err(fail)?,
-                fd,
-            )
+            (via.open_session(hop, sock).map_err(fail)?, fd)
         };
         JumpSession::start(sess, fd, label(hop), self.channels).map_err(|e| Failure {
             jump: label(hop),
@@ -856,11 +865,12 @@ impl Pump {
             return false;
         }
         let session = fds[1].revents;
-        if session & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        // Hung up both ways, or failed: the jump's connection is gone.
+        if session & (libc::POLLERR | libc::POLLNVAL | libc::POLLHUP) != 0 {
             self.broken = true;
             return true;
         }
-        if session & (libc::POLLIN | libc::POLLHUP) != 0 {
+        if session & libc::POLLIN != 0 {
             // Let libssh2 read what arrived, whichever channel it is for
             // (a zero-length read processes the transport only); a pipe
             // with a full buffer would otherwise leave it in the kernel.
@@ -915,14 +925,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let pool = JumpPool::new(
-            ConnectOptions {
-                connect_timeout: Duration::from_secs(2),
-                exec_timeout: Duration::from_secs(2),
-                accept_new_host_keys: false,
-            },
-            4,
-        );
+        let via = SshConnector::new(super::super::session::ConnectOptions {
+            connect_timeout: Duration::from_secs(2),
+            exec_timeout: Duration::from_secs(2),
+            accept_new_host_keys: false,
+        });
+        let pool = JumpPool::new(4);
         let jump = Reach {
             name: "bastion".into(),
             address: "127.0.0.1".into(),
@@ -936,7 +944,7 @@ mod tests {
             port: 22,
             ..Reach::default()
         };
-        let e = pool.stream(&[jump], &target).expect_err("dead jump");
+        let e = pool.stream(&via, &[jump], &target).expect_err("dead jump");
         let msg = e.to_string();
         assert!(
             msg.starts_with(&format!(

@@ -134,8 +134,8 @@ pub struct SshConnector {
     jumps: Arc<JumpPool>,
 }
 
-/// Channels per jump session when the runner does not say (`--forks 50`:
-/// two connections per host in flight).
+/// Connections per jump session when the runner does not say (`--forks
+/// 50`: two per host in flight).
 const DEFAULT_JUMP_CHANNELS: usize = 100;
 
 /// Fast, secure algorithm preferences, tried first; libssh2 builds lacking
@@ -158,180 +158,181 @@ fn hostkey_algs_for(key_type: &str) -> &'static [&'static str] {
 
 impl SshConnector {
     pub fn new(options: ConnectOptions) -> Self {
-        let jumps = Arc::new(JumpPool::new(options.clone(), DEFAULT_JUMP_CHANNELS));
-        SshConnector { options, jumps }
+        SshConnector {
+            options,
+            jumps: Arc::new(JumpPool::new(DEFAULT_JUMP_CHANNELS)),
+        }
     }
 
     /// Bound the connections each jump session carries at once.
     pub fn with_jump_channels(mut self, channels: usize) -> Self {
-        self.jumps = Arc::new(JumpPool::new(self.options.clone(), channels.max(1)));
+        self.jumps = Arc::new(JumpPool::new(channels));
         self
     }
-}
 
-/// The TCP connect + handshake bound of a host: its own (ssh_config's
-/// ConnectTimeout) or the run's.
-pub(crate) fn connect_timeout_of(options: &ConnectOptions, t: &Reach) -> Duration {
-    t.connect_timeout.unwrap_or(options.connect_timeout)
-}
+    /// The bound on a host's TCP connect and handshake: its own (ssh_config
+    /// `ConnectTimeout`) or the run's.
+    pub(crate) fn connect_timeout(&self, t: &Reach) -> Duration {
+        t.connect_timeout.unwrap_or(self.options.connect_timeout)
+    }
 
-/// A direct TCP connection to the host, bounded by its connect timeout.
-pub(crate) fn tcp(options: &ConnectOptions, t: &Reach) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
-        .to_socket_addrs()
-        .map_err(|_| ConnectError::Resolve(t.address.clone()))?
-        .collect();
-    let mut last = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, connect_timeout_of(options, t)) {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                return Ok(s);
+    pub(crate) fn tcp(&self, t: &Reach) -> Result<TcpStream, ConnectError> {
+        let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
+            .to_socket_addrs()
+            .map_err(|_| ConnectError::Resolve(t.address.clone()))?
+            .collect();
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.connect_timeout(t)) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
             }
-            Err(e) => last = Some(e),
         }
+        Err(ConnectError::Tcp {
+            addr: format!("{}:{}", t.address, t.port),
+            source: last.unwrap_or_else(|| std::io::Error::other("no address")),
+        })
     }
-    Err(ConnectError::Tcp {
-        addr: format!("{}:{}", t.address, t.port),
-        source: last.unwrap_or_else(|| std::io::Error::other("no address")),
-    })
-}
 
-fn verify_host_key(
-    options: &ConnectOptions,
-    t: &Reach,
-    sess: &Session,
-    kh: &KnownHosts,
-) -> Result<(), ConnectError> {
-    let file = t.known_hosts.display().to_string();
-    let Some((key, _)) = sess.host_key() else {
-        return Err(ConnectError::Handshake(
-            "server presented no host key".into(),
-        ));
-    };
-    match kh.check(&t.address, t.port, key) {
-        Verdict::Known => Ok(()),
-        Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
-            host: t.name.clone(),
-            file,
-        }),
-        Verdict::Changed => Err(ConnectError::HostKeyChanged {
-            host: t.name.clone(),
-            key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
-            file,
-        }),
-        Verdict::Unknown if options.accept_new_host_keys || t.accept_new_host_key => {
-            knownhosts::append(&t.known_hosts, &t.address, t.port, key)
-                .map_err(|source| ConnectError::HostKeyRecord { file, source })
+    fn verify_host_key(
+        &self,
+        t: &Reach,
+        sess: &Session,
+        kh: &KnownHosts,
+    ) -> Result<(), ConnectError> {
+        let file = t.known_hosts.display().to_string();
+        let Some((key, _)) = sess.host_key() else {
+            return Err(ConnectError::Handshake(
+                "server presented no host key".into(),
+            ));
+        };
+        match kh.check(&t.address, t.port, key) {
+            Verdict::Known => Ok(()),
+            Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
+                host: t.name.clone(),
+                file,
+            }),
+            Verdict::Changed => Err(ConnectError::HostKeyChanged {
+                host: t.name.clone(),
+                key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
+                file,
+            }),
+            Verdict::Unknown if self.options.accept_new_host_keys || t.accept_new_host_key => {
+                knownhosts::append(&t.known_hosts, &t.address, t.port, key)
+                    .map_err(|source| ConnectError::HostKeyRecord { file, source })
+            }
+            Verdict::Unknown => Err(ConnectError::HostKeyUnknown {
+                host: t.name.clone(),
+                file,
+            }),
         }
-        Verdict::Unknown => Err(ConnectError::HostKeyUnknown {
-            host: t.name.clone(),
-            file,
-        }),
     }
-}
 
-fn authenticate(t: &Reach, sess: &Session) -> Result<(), ConnectError> {
-    let mut tried: Vec<String> = Vec::new();
-    if let Some(pw) = &t.password {
-        tried.push("password".into());
-        if sess.userauth_password(&t.user, pw.expose()).is_ok() && sess.authenticated() {
-            return Ok(());
-        }
-    }
-    let mut keys: Vec<PathBuf> = Vec::new();
-    if let Some(k) = &t.identity_file {
-        keys.push(k.clone());
-    } else {
-        if !t.identities_only && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-            tried.push("ssh-agent".into());
-            if sess.userauth_agent(&t.user).is_ok() && sess.authenticated() {
+    fn authenticate(&self, t: &Reach, sess: &Session) -> Result<(), ConnectError> {
+        let mut tried: Vec<String> = Vec::new();
+        if let Some(pw) = &t.password {
+            tried.push("password".into());
+            if sess.userauth_password(&t.user, pw.expose()).is_ok() && sess.authenticated() {
                 return Ok(());
             }
         }
-        if let Some(home) = std::env::var_os("HOME") {
-            let home = PathBuf::from(home);
-            keys.push(home.join(".ssh/id_ed25519"));
-            keys.push(home.join(".ssh/id_rsa"));
+        let mut keys: Vec<PathBuf> = Vec::new();
+        if let Some(k) = &t.identity_file {
+            keys.push(k.clone());
+        } else {
+            if !t.identities_only && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+                tried.push("ssh-agent".into());
+                if sess.userauth_agent(&t.user).is_ok() && sess.authenticated() {
+                    return Ok(());
+                }
+            }
+            if let Some(home) = std::env::var_os("HOME") {
+                let home = PathBuf::from(home);
+                keys.push(home.join(".ssh/id_ed25519"));
+                keys.push(home.join(".ssh/id_rsa"));
+            }
         }
-    }
-    for k in keys {
-        if !k.exists() {
-            continue;
+        for k in keys {
+            if !k.exists() {
+                continue;
+            }
+            tried.push(format!("key {}", k.display()));
+            if sess.userauth_pubkey_file(&t.user, None, &k, None).is_ok() && sess.authenticated() {
+                return Ok(());
+            }
         }
-        tried.push(format!("key {}", k.display()));
-        if sess.userauth_pubkey_file(&t.user, None, &k, None).is_ok() && sess.authenticated() {
-            return Ok(());
+        if tried.is_empty() {
+            tried.push("no password, key or agent available".into());
         }
+        Err(ConnectError::Auth {
+            user: t.user.clone(),
+            tried: tried.join(", "),
+        })
     }
-    if tried.is_empty() {
-        tried.push("no password, key or agent available".into());
-    }
-    Err(ConnectError::Auth {
-        user: t.user.clone(),
-        tried: tried.join(", "),
-    })
-}
 
-/// Handshake, host key check and authentication over `stream` (a TCP
-/// connection, or a socket carried through a jump host): the one way a
-/// session is made, for hosts and jump hosts alike. Blocking, bounded by
-/// the host's connect timeout; the session is left in blocking mode.
-pub(crate) fn open_session<S: AsRawFd + 'static>(
-    options: &ConnectOptions,
-    t: &Reach,
-    stream: S,
-) -> Result<Session, ConnectError> {
-    let mut kh =
-        KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
-            file: t.known_hosts.display().to_string(),
-            source,
-        })?;
-    for extra in &t.extra_known_hosts {
-        kh.extend(
-            KnownHosts::load(extra).map_err(|source| ConnectError::KnownHostsRead {
-                file: extra.display().to_string(),
+    /// Handshake, host key check and authentication over `stream`: a TCP
+    /// connection, or a socket carried through jump hosts ([`JumpPool`]).
+    /// The one way a session is made, for hosts and jump hosts alike;
+    /// bounded by the host's connect timeout, left in blocking mode.
+    pub(crate) fn open_session<S: AsRawFd + 'static>(
+        &self,
+        t: &Reach,
+        stream: S,
+    ) -> Result<Session, ConnectError> {
+        let mut kh =
+            KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
+                file: t.known_hosts.display().to_string(),
                 source,
-            })?,
-        );
+            })?;
+        // Several known_hosts files are read as one: a key in any is known.
+        for extra in &t.extra_known_hosts {
+            kh.extend(
+                KnownHosts::load(extra).map_err(|source| ConnectError::KnownHostsRead {
+                    file: extra.display().to_string(),
+                    source,
+                })?,
+            );
+        }
+        let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
+        let ms = u32::try_from(self.connect_timeout(t).as_millis()).unwrap_or(u32::MAX);
+        sess.set_timeout(ms);
+        sess.set_tcp_stream(stream);
+        let _ = sess.method_pref(MethodType::Kex, KEX_PREF);
+        for m in [MethodType::CryptCs, MethodType::CryptSc] {
+            let _ = sess.method_pref(m, CIPHER_PREF);
+        }
+        for m in [MethodType::MacCs, MethodType::MacSc] {
+            let _ = sess.method_pref(m, MAC_PREF);
+        }
+        // Ask for a key type we can check, so a known host never looks changed
+        // merely because it offered another of its keys first.
+        let known: Vec<&str> = kh
+            .key_types(&t.address, t.port)
+            .iter()
+            .flat_map(|k| hostkey_algs_for(k).iter().copied())
+            .collect();
+        if !known.is_empty() {
+            let _ = sess.method_pref(MethodType::HostKey, &known.join(","));
+        }
+        sess.handshake()
+            .map_err(|e| ConnectError::Handshake(e.message().to_string()))?;
+        self.verify_host_key(t, &sess, &kh)?;
+        self.authenticate(t, &sess)?;
+        Ok(sess)
     }
-    let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
-    let ms = u32::try_from(connect_timeout_of(options, t).as_millis()).unwrap_or(u32::MAX);
-    sess.set_timeout(ms);
-    sess.set_tcp_stream(stream);
-    let _ = sess.method_pref(MethodType::Kex, KEX_PREF);
-    for m in [MethodType::CryptCs, MethodType::CryptSc] {
-        let _ = sess.method_pref(m, CIPHER_PREF);
-    }
-    for m in [MethodType::MacCs, MethodType::MacSc] {
-        let _ = sess.method_pref(m, MAC_PREF);
-    }
-    // Ask for a key type we can check, so a known host never looks changed
-    // merely because it offered another of its keys first.
-    let known: Vec<&str> = kh
-        .key_types(&t.address, t.port)
-        .iter()
-        .flat_map(|k| hostkey_algs_for(k).iter().copied())
-        .collect();
-    if !known.is_empty() {
-        let _ = sess.method_pref(MethodType::HostKey, &known.join(","));
-    }
-    sess.handshake()
-        .map_err(|e| ConnectError::Handshake(e.message().to_string()))?;
-    verify_host_key(options, t, &sess, &kh)?;
-    authenticate(t, &sess)?;
-    Ok(sess)
 }
 
 impl Connector for SshConnector {
     fn connect(&self, t: &Reach) -> Result<Box<dyn Connection>, ConnectError> {
         let sess = if t.jumps.is_empty() {
-            open_session(&self.options, t, tcp(&self.options, t)?)?
+            self.open_session(t, self.tcp(t)?)?
         } else {
             // Through the jump hosts' shared sessions: a socket carried by
             // a direct-tcpip channel of the last one (see `jump`).
-            let stream = self.jumps.stream(&t.jumps, t)?;
-            open_session(&self.options, t, stream)?
+            self.open_session(t, self.jumps.stream(self, &t.jumps, t)?)?
         };
         let exec_ms = u32::try_from(self.options.exec_timeout.as_millis()).unwrap_or(u32::MAX);
         sess.set_timeout(exec_ms);
