@@ -58,8 +58,11 @@ use super::session::{ConnectError, SshConnector};
 
 /// Bytes buffered per channel and direction.
 const BUF_CAP: usize = 64 * 1024;
-/// A channel open pending this long stalls its session (see the module docs).
-const STALL: Duration = Duration::from_secs(1);
+/// A channel open pending this long stalls its session (see the module
+/// docs): a healthy open takes one round trip and the jump's own TCP
+/// connect, so this is long enough for a jump that is merely busy, and
+/// short against a connect timeout.
+const STALL: Duration = Duration::from_secs(2);
 /// Sessions to one jump host at most (only stalls make more than one).
 const MAX_SESSIONS: usize = 8;
 /// Longest single wait of a pump thread.

@@ -99,15 +99,19 @@ fn exit_codes_of_real_runs() {
     );
 }
 
-/// h002 and h003 accept SSH only from h001. Through h001 (`proxy_jump`),
-/// they converge: connection A, the fresh connection B of the confirm step
-/// (the applied rules let SSH in only from h001: B proves the jump is
-/// used), verify, persist. One session to h001 carries all four.
+const BEHIND: [&str; 4] = ["h002", "h003", "h004", "h005"];
+
+/// h002..h005 accept SSH only from h001. Through h001 (`proxy_jump`), they
+/// converge at once: connection A, the fresh connection B of the confirm
+/// step (the applied rules let SSH in only from h001: B proves the jump is
+/// used), verify, persist. One session to h001 carries all eight
+/// connections, at most four at a time (`--forks 2`).
 #[test]
 fn converges_hosts_that_accept_ssh_only_from_a_jump_host() {
-    let lab = Lab::up(3);
-    put_behind(&lab, "h002", "h001");
-    put_behind(&lab, "h003", "h001");
+    let lab = Lab::up(5);
+    for h in BEHIND {
+        put_behind(&lab, h, "h001");
+    }
     let scratch = Scratch::new();
     let direct = scratch.write(
         "direct.yml",
@@ -129,32 +133,32 @@ fn converges_hosts_that_accept_ssh_only_from_a_jump_host() {
             "- hosts: all\n  firewall:\n    allow: [{{port: 22, proto: tcp, from: {jump}/32}}]\n    ipv6: false\n"
         ),
     );
+    let mut hosts = vec![("h001", "")];
+    hosts.extend(BEHIND.iter().map(|h| (*h, "proxy_jump: h001")));
     let inv = scratch.write(
         "inv.yml",
-        &crate::rollout::inventory(
-            &lab,
-            "  ssh_config: none\n",
-            &[
-                ("h001", ""),
-                ("h002", "proxy_jump: h001"),
-                ("h003", "proxy_jump: h001"),
-            ],
-        ),
+        &crate::rollout::inventory(&lab, "  ssh_config: none\n", &hosts),
     );
+    let limit = ["--limit", "h002,h003,h004,h005"];
     let before = logins(&lab, "h001");
-    let out = run_json("apply", &only_from_jump, &inv, &["--limit", "h002,h003"]);
+    let out = run_json(
+        "apply",
+        &only_from_jump,
+        &inv,
+        &[&limit[..], &["--forks", "2"]].concat(),
+    );
     assert_eq!(code(&out), 0, "{}", show(&out));
     let v = report(&out);
     assert_eq!(
         statuses(&v),
-        BTreeMap::from([
-            ("h002".to_string(), "changed".to_string()),
-            ("h003".to_string(), "changed".to_string())
-        ]),
+        BEHIND
+            .iter()
+            .map(|h| (h.to_string(), "changed".to_string()))
+            .collect::<BTreeMap<_, _>>(),
         "{}",
         show(&out)
     );
-    for h in ["h002", "h003"] {
+    for h in BEHIND {
         assert_eq!(input_policy(&lab, h), "-P INPUT DROP");
         assert!(
             in_host(&lab, h, "iptables -S INPUT").contains(&format!("-s {jump}/32")),
@@ -164,17 +168,69 @@ fn converges_hosts_that_accept_ssh_only_from_a_jump_host() {
     assert_eq!(
         logins(&lab, "h001") - before,
         1,
-        "one shared session to the jump for both hosts, A and B:\n{}",
+        "one shared session to the jump for all hosts, A and B:\n{}",
         sshd_log(&lab, "h001")
     );
     // Idempotent through the jump too.
-    let out = run_json("apply", &only_from_jump, &inv, &["--limit", "h002,h003"]);
+    let out = run_json("apply", &only_from_jump, &inv, &limit);
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert!(
         statuses(&report(&out)).values().all(|s| s == "ok"),
         "{}",
         show(&out)
     );
+}
+
+/// A chain of two jumps: h003 accepts SSH only from h002, which accepts
+/// it only from h001. h001's session carries h002's, which carries h003's.
+#[test]
+fn a_chain_of_two_jumps() {
+    let lab = Lab::up(3);
+    put_behind(&lab, "h002", "h001");
+    put_behind(&lab, "h003", "h002");
+    let scratch = Scratch::new();
+    let inv = scratch.write(
+        "inv.yml",
+        &crate::rollout::inventory(
+            &lab,
+            "  ssh_config: none\n",
+            &[
+                ("h001", ""),
+                ("h002", "proxy_jump: h001"),
+                ("h003", "proxy_jump: h002"),
+            ],
+        ),
+    );
+    let out = rampart(&[
+        "inventory",
+        "-i",
+        s(&inv),
+        "--limit",
+        "h003",
+        "--format",
+        "json",
+    ]);
+    let v = report(&out);
+    let chain: Vec<&str> = v["hosts"][0]["jumps"]
+        .as_array()
+        .expect("jumps")
+        .iter()
+        .filter_map(|j| j["name"].as_str())
+        .collect();
+    assert_eq!(chain, ["h001", "h002"], "{}", show(&out));
+    let out = run_json(
+        "audit",
+        &repo("playbooks/baseline.yml"),
+        &inv,
+        &["--limit", "h003"],
+    );
+    assert_eq!(
+        code(&out),
+        2,
+        "drift, read through two jumps: {}",
+        show(&out)
+    );
+    assert_eq!(report(&out)["hosts"][0]["os"], "debian");
 }
 
 /// A playbook that forgets SSH, applied through a jump: the fresh
