@@ -27,8 +27,10 @@
 //!   channel at a time per session, and the jump's sshd may try to reach a
 //!   dead (or locked out) target for minutes. A session whose open has been
 //!   pending for [`STALL`] takes no new request: those go to another session
-//!   to the same jump, opened then (at most [`MAX_SESSIONS`] per jump), so
-//!   one unreachable host does not hold up the hosts behind it; the stalled
+//!   to the same jump, opened then (at most [`MAX_SESSIONS`] per jump), and
+//!   a request goes to the session with the fewest requests in flight, so
+//!   hosts that cannot be reached (a lockout's confirmations) hold up the
+//!   others behind the jump by half a second at most each; the stalled
 //!   session keeps carrying its connections and serves again once its open
 //!   resolves;
 //! - channels per session: at most `channels` (two per host in flight: the
@@ -47,7 +49,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -60,11 +62,11 @@ use super::session::{ConnectError, SshConnector};
 const BUF_CAP: usize = 64 * 1024;
 /// A channel open pending this long stalls its session (see the module
 /// docs): a healthy open takes one round trip and the jump's own TCP
-/// connect, so this is long enough for a jump that is merely busy, and
-/// short against a connect timeout.
-const STALL: Duration = Duration::from_secs(2);
+/// connect, so this is long for a jump that is merely busy, and short
+/// against a connect timeout (a request may wait behind a few stalls).
+const STALL: Duration = Duration::from_millis(500);
 /// Sessions to one jump host at most (only stalls make more than one).
-const MAX_SESSIONS: usize = 8;
+const MAX_SESSIONS: usize = 16;
 /// Longest single wait of a pump thread.
 const POLL_STEP: Duration = Duration::from_millis(100);
 /// How long a channel whose target side ended may wait for the jump's EOF.
@@ -271,7 +273,12 @@ impl JumpPool {
         // this one attempt (bounded by the jump's timeouts).
         let mut st = lock(&slot);
         st.sessions.retain(|s| s.alive());
-        if let Some(s) = st.sessions.iter().find(|s| s.accepting()) {
+        let least_busy = st
+            .sessions
+            .iter()
+            .filter(|s| s.accepting())
+            .min_by_key(|s| s.in_flight.load(Ordering::SeqCst));
+        if let Some(s) = least_busy {
             return Ok(Arc::clone(s));
         }
         if let Some((at, failure)) = &st.failed {
@@ -350,6 +357,8 @@ struct JumpSession {
     retired: Arc<AtomicBool>,
     /// Its channel open is pending for longer than [`STALL`].
     stalled: Arc<AtomicBool>,
+    /// Requests sent and not answered yet.
+    in_flight: AtomicUsize,
 }
 
 impl JumpSession {
@@ -389,6 +398,7 @@ impl JumpSession {
             alive,
             retired,
             stalled,
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -403,6 +413,14 @@ impl JumpSession {
 
     /// A socket to `host:port` through this session, within `timeout`.
     fn open(&self, host: &str, port: u16, timeout: Duration) -> Result<UnixStream, OpenError> {
+        struct InFlight<'a>(&'a AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _counted = InFlight(&self.in_flight);
         let (reply, answer) = mpsc::sync_channel(1);
         self.requests
             .send(Request {
@@ -735,10 +753,19 @@ impl Pump {
                 let _ = r.reply.send(Err(OpenError::Busy));
                 progress = true;
             } else if now >= r.deadline {
-                let _ = r.reply.send(Err(OpenError::Failed(format!(
-                    "no free channel on the jump session: it carries {} connections already",
-                    self.pipes.len()
-                ))));
+                let why = if self.opening.is_some() {
+                    "timed out: the jump session was still opening another connection \
+                     (libssh2 opens one at a time)"
+                        .to_string()
+                } else if self.pipes.len() >= self.max {
+                    format!(
+                        "no free channel on the jump session: it carries {} connections, the limit (2 x --forks)",
+                        self.pipes.len()
+                    )
+                } else {
+                    "timed out waiting for the jump session".to_string()
+                };
+                let _ = r.reply.send(Err(OpenError::Failed(why)));
                 progress = true;
             } else {
                 keep.push_back(r);

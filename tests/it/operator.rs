@@ -165,10 +165,13 @@ fn converges_hosts_that_accept_ssh_only_from_a_jump_host() {
             "{h}"
         );
     }
-    assert_eq!(
-        logins(&lab, "h001") - before,
-        1,
-        "one shared session to the jump for all hosts, A and B:\n{}",
+    // One session carries all eight connections. (Another is opened only
+    // if a channel open takes over half a second: a starved jump on a
+    // loaded machine; eight would mean no sharing at all.)
+    let sessions = logins(&lab, "h001") - before;
+    assert!(
+        (1..=3).contains(&sessions),
+        "{sessions} sessions to the jump for 4 hosts, A and B:\n{}",
         sshd_log(&lab, "h001")
     );
     // Idempotent through the jump too.
