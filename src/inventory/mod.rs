@@ -88,7 +88,7 @@ pub struct LoadOptions {
 /// Which syntax an inventory file is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// rampart's own YAML (SPEC §2).
+    /// rampart's own YAML (docs/design.md, "Formats").
     Native,
     /// Ansible INI (`[group]` sections, `host key=value` lines).
     AnsibleIni,

@@ -229,9 +229,27 @@ impl<'a> Resolver<'a> {
                 .expand(&tokens)
                 .map_err(|m| InputError::new(v.at.file.as_path(), v.at.line, 0, m))
         };
-        let (identity_file, key_from) = match (&st.identity_file, &l.identity_file) {
+        let config_key = match &l.identity_file {
+            Some(k) => {
+                let p = expand(k)?;
+                // As ssh does: a missing key file is passed over (with a
+                // word), and the agent and default keys are tried instead.
+                if p.exists() {
+                    Some((p, at(&k.at)))
+                } else {
+                    self.warnings.insert(format!(
+                        "{}: IdentityFile {} does not exist: not used",
+                        k.at,
+                        p.display()
+                    ));
+                    None
+                }
+            }
+            None => None,
+        };
+        let (identity_file, key_from) = match (&st.identity_file, config_key) {
             (Some(k), _) => (Some(k.value.clone()), k.from.clone()),
-            (None, Some(k)) => (Some(expand(k)?), at(&k.at)),
+            (None, Some((p, from))) => (Some(p), from),
             (None, None) => (None, "default".to_string()),
         };
         let (known_hosts, extra_known_hosts, known_from) = match (&st.known_hosts, &l.known_hosts) {

@@ -37,7 +37,8 @@
 //!   names the line, and the host is checked strictly. `accept-new` trusts
 //!   and records an unknown key, like `--accept-new-host-keys`; `yes` and
 //!   `ask` are strict.
-//! - Only the first `IdentityFile` applies (OpenSSH tries each in turn).
+//! - Only the first `IdentityFile` applies (OpenSSH tries each in turn);
+//!   when it does not exist, it is passed over with a warning, as ssh does.
 //! - `/etc/ssh/ssh_config` is not read: what reaches a fleet should not
 //!   change with the machine rampart runs on.
 //!

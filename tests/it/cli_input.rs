@@ -748,6 +748,8 @@ fn ssh_config_fills_what_the_inventory_leaves_unsaid() {
          Host *\n  UserKnownHostsFile ~/.ssh/kh1 ~/.ssh/kh2\n",
     )
     .expect("write");
+    // web1's key exists; web2's does not: ssh passes over it, so does rampart.
+    std::fs::write(home.join(".ssh/id_203.0.113.10"), "").expect("write key");
     let inv = temp_file(
         "inv.yml",
         "hosts:\n  web1: {address: 203.0.113.10}\n  web2: {address: 203.0.113.11, user: admin}\n  mx1:\n",
@@ -796,6 +798,14 @@ fn ssh_config_fills_what_the_inventory_leaves_unsaid() {
     assert_eq!(web1["sources"]["jumps"], at(9).as_str());
     let web2 = &doc["hosts"][1];
     assert_eq!(web2["user"], "admin", "the inventory beats ssh_config");
+    assert_eq!(web2["identity_file"], serde_json::Value::Null);
+    assert!(
+        warnings.contains(&format!(
+            "IdentityFile {} does not exist: not used",
+            home.join(".ssh/id_203.0.113.11").display()
+        )),
+        "{warnings}"
+    );
     let mx1 = &doc["hosts"][2];
     assert_eq!(
         (mx1["address"].clone(), mx1["port"].clone()),
