@@ -1021,6 +1021,30 @@ fn ansible_directory_with_vars_files_and_one_warning() {
     );
 }
 
+/// An ssh_config `ConnectTimeout` takes the place of `--connect-timeout` for
+/// its host, so the dead-man switch must outlast it too: checked before any
+/// host is contacted (the addresses are TEST-NET, never reached).
+#[test]
+fn ssh_config_connect_timeout_counts_for_the_confirm_timeout() {
+    let inv = temp_file("inv.yml", INVENTORY);
+    let pb = temp_file("pb.yml", PLAYBOOK);
+    let cfg = temp_file("ssh_config", "Host web2\n  ConnectTimeout 20\n");
+    let home = temp_dir("home");
+    let out = rampart_env(
+        &["apply", s(&pb), "-i", s(&inv), "--ssh-config", s(&cfg)],
+        &home,
+        &[("RAMPART_CONFIRM_TIMEOUT", "40")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "--confirm-timeout 40s is too short for host web2, whose ConnectTimeout is 20s (ssh_config): it must be at least 2 x connect timeout + 5s (45s)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `--ask-pass` never echoes: without a terminal to turn echo off on, it
 /// refuses (before any host is contacted).
 #[test]
