@@ -1316,6 +1316,7 @@ mod tests {
                 become_: false,
                 password_env: None,
                 password: None,
+                ..Reach::default()
             },
             plan: HostPlan {
                 plays: vec!["p".into()],

@@ -2,6 +2,7 @@
 //! through the [`Connector`] and [`Connection`] traits.
 
 pub mod facts;
+pub mod jump;
 pub mod knownhosts;
 pub mod reach;
 pub mod script;

@@ -16,11 +16,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ssh2::{MethodType, Session};
 
+use super::jump::JumpPool;
 use super::knownhosts::{self, KnownHosts, Verdict};
 use super::reach::Reach;
 use super::script;
@@ -74,6 +77,14 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// A jump host in front of the host could not be used; `jump` names it
+    /// (`bastion (192.0.2.7:22)`), `host_key` tells a trust problem.
+    #[error("jump host {jump}: {message}")]
+    Jump {
+        jump: String,
+        message: String,
+        host_key: bool,
+    },
 }
 
 impl ConnectError {
@@ -107,6 +118,7 @@ impl ConnectError {
                 | ConnectError::HostKeyRevoked { .. }
                 | ConnectError::HostKeyRecord { .. }
                 | ConnectError::KnownHostsRead { .. }
+                | ConnectError::Jump { host_key: true, .. }
         )
     }
 }
@@ -155,7 +167,13 @@ pub trait Connection: Send {
 #[derive(Debug, Clone)]
 pub struct SshConnector {
     pub options: ConnectOptions,
+    /// Sessions to jump hosts, shared by every host behind them.
+    jumps: Arc<JumpPool>,
 }
+
+/// Connections per jump session when the runner does not say (`--forks
+/// 50`: two per host in flight).
+const DEFAULT_JUMP_CHANNELS: usize = 100;
 
 /// Fast, secure algorithm preferences, tried first; libssh2 builds lacking
 /// one of them fall back to libssh2's defaults for that slot.
@@ -177,17 +195,32 @@ fn hostkey_algs_for(key_type: &str) -> &'static [&'static str] {
 
 impl SshConnector {
     pub fn new(options: ConnectOptions) -> Self {
-        SshConnector { options }
+        SshConnector {
+            options,
+            jumps: Arc::new(JumpPool::new(DEFAULT_JUMP_CHANNELS)),
+        }
     }
 
-    fn tcp(&self, t: &Reach) -> Result<TcpStream, ConnectError> {
+    /// Bound the connections each jump session carries at once.
+    pub fn with_jump_channels(mut self, channels: usize) -> Self {
+        self.jumps = Arc::new(JumpPool::new(channels));
+        self
+    }
+
+    /// The bound on a host's TCP connect and handshake: its own (ssh_config
+    /// `ConnectTimeout`) or the run's.
+    pub(crate) fn connect_timeout(&self, t: &Reach) -> Duration {
+        t.connect_timeout.unwrap_or(self.options.connect_timeout)
+    }
+
+    pub(crate) fn tcp(&self, t: &Reach) -> Result<TcpStream, ConnectError> {
         let addrs: Vec<SocketAddr> = (t.address.as_str(), t.port)
             .to_socket_addrs()
             .map_err(|_| ConnectError::Resolve(t.address.clone()))?
             .collect();
         let mut last = None;
         for a in addrs {
-            match TcpStream::connect_timeout(&a, self.options.connect_timeout) {
+            match TcpStream::connect_timeout(&a, self.connect_timeout(t)) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
                     return Ok(s);
@@ -224,7 +257,7 @@ impl SshConnector {
                 key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
                 file,
             }),
-            Verdict::Unknown if self.options.accept_new_host_keys => {
+            Verdict::Unknown if self.options.accept_new_host_keys || t.accept_new_host_key => {
                 knownhosts::append(&t.known_hosts, &t.address, t.port, key)
                     .map_err(|source| ConnectError::HostKeyRecord { file, source })
             }
@@ -247,7 +280,7 @@ impl SshConnector {
         if let Some(k) = &t.identity_file {
             keys.push(k.clone());
         } else {
-            if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            if !t.identities_only && std::env::var_os("SSH_AUTH_SOCK").is_some() {
                 tried.push("ssh-agent".into());
                 if sess.userauth_agent(&t.user).is_ok() && sess.authenticated() {
                     return Ok(());
@@ -276,20 +309,34 @@ impl SshConnector {
             tried: tried.join(", "),
         })
     }
-}
 
-impl Connector for SshConnector {
-    fn connect(&self, t: &Reach) -> Result<Box<dyn Connection>, ConnectError> {
-        let kh =
+    /// Handshake, host key check and authentication over `stream`: a TCP
+    /// connection, or a socket carried through jump hosts ([`JumpPool`]).
+    /// The one way a session is made, for hosts and jump hosts alike;
+    /// bounded by the host's connect timeout, left in blocking mode.
+    pub(crate) fn open_session<S: AsRawFd + 'static>(
+        &self,
+        t: &Reach,
+        stream: S,
+    ) -> Result<Session, ConnectError> {
+        let mut kh =
             KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
                 file: t.known_hosts.display().to_string(),
                 source,
             })?;
-        let tcp = self.tcp(t)?;
+        // Several known_hosts files are read as one: a key in any is known.
+        for extra in &t.extra_known_hosts {
+            kh.extend(
+                KnownHosts::load(extra).map_err(|source| ConnectError::KnownHostsRead {
+                    file: extra.display().to_string(),
+                    source,
+                })?,
+            );
+        }
         let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        let ms = u32::try_from(self.options.connect_timeout.as_millis()).unwrap_or(u32::MAX);
+        let ms = u32::try_from(self.connect_timeout(t).as_millis()).unwrap_or(u32::MAX);
         sess.set_timeout(ms);
-        sess.set_tcp_stream(tcp);
+        sess.set_tcp_stream(stream);
         let _ = sess.method_pref(MethodType::Kex, KEX_PREF);
         for m in [MethodType::CryptCs, MethodType::CryptSc] {
             let _ = sess.method_pref(m, CIPHER_PREF);
@@ -311,6 +358,19 @@ impl Connector for SshConnector {
             .map_err(|e| ConnectError::Handshake(e.message().to_string()))?;
         self.verify_host_key(t, &sess, &kh)?;
         self.authenticate(t, &sess)?;
+        Ok(sess)
+    }
+}
+
+impl Connector for SshConnector {
+    fn connect(&self, t: &Reach) -> Result<Box<dyn Connection>, ConnectError> {
+        let sess = if t.jumps.is_empty() {
+            self.open_session(t, self.tcp(t)?)?
+        } else {
+            // Through the jump hosts' shared sessions: a socket carried by
+            // a direct-tcpip channel of the last one (see `jump`).
+            self.open_session(t, self.jumps.stream(self, &t.jumps, t)?)?
+        };
         let exec_ms = u32::try_from(self.options.exec_timeout.as_millis()).unwrap_or(u32::MAX);
         sess.set_timeout(exec_ms);
         Ok(Box::new(SshConnection {
