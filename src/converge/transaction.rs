@@ -505,6 +505,10 @@ impl Txn<'_> {
         let spec = &self.job.plan.firewall;
         let desired = firewall::with_preserved(&base, live, &spec.preserve);
         let live_diff = firewall::diff(&desired, live);
+        let keep = live
+            .table("filter")
+            .map(|t| firewall::preserved_chains(t, &spec.preserve))
+            .unwrap_or_default();
         // Never a file's content in a message: a path a play names may hold
         // anything (docs/design.md, "Guarantees").
         let file_problem = match facts.files.get(&path) {
@@ -520,9 +524,20 @@ impl Txn<'_> {
                     "persisted file {path} does not parse (line {})",
                     e.line
                 )),
-                Ok(saved) if !firewall::diff(&desired, &saved).is_empty() => Some(format!(
-                    "persisted file {path} differs from the desired rules"
-                )),
+                // The preserved chains in the file are what was live when it
+                // was written (fail2ban and Docker rebuild theirs at boot):
+                // only the rules rampart manages must match.
+                Ok(saved)
+                    if !firewall::diff(
+                        &firewall::without_preserved(&desired, &spec.preserve, &keep),
+                        &firewall::without_preserved(&saved, &spec.preserve, &keep),
+                    )
+                    .is_empty() =>
+                {
+                    Some(format!(
+                        "persisted file {path} differs from the desired rules"
+                    ))
+                }
                 Ok(_) => None,
             },
         };
@@ -733,10 +748,25 @@ impl Txn<'_> {
                         mismatch.push(format!("{}:\n{d}", st.family.cmd()));
                     }
                     // `iptables -L` is the evidence an operator reads:
-                    // cross-check it (policies, rule counts) too.
+                    // cross-check it (policies, rule counts) too, for the
+                    // chains rampart manages: it is read a moment after
+                    // -save, and preserved chains may change in between.
                     match firewall::listing::parse_list(list) {
-                        Ok(l) => {
-                            if let Err(e) = firewall::listing::listing_matches(&l, &want) {
+                        Ok(mut l) => {
+                            let keep = now
+                                .table("filter")
+                                .map(|t| firewall::preserved_chains(t, &spec.preserve))
+                                .unwrap_or_default();
+                            let kept = |name: &str| {
+                                keep.iter().any(|k| k == name)
+                                    || spec.preserve.iter().any(|p| firewall::glob_match(p, name))
+                            };
+                            l.chains.retain(|c| !kept(&c.name));
+                            for c in &mut l.chains {
+                                c.rows.retain(|r| !kept(&r.target));
+                            }
+                            let managed = firewall::without_preserved(&want, &spec.preserve, &keep);
+                            if let Err(e) = firewall::listing::listing_matches(&l, &managed) {
                                 mismatch.push(format!("{} -L: {e}", st.family.cmd()));
                             }
                         }
@@ -1005,19 +1035,37 @@ impl Txn<'_> {
         // A may be cut too: do not wait on it longer than on a new connection.
         a.set_timeout(job.connect_timeout);
         let note = self.restore_over(a.as_mut(), states);
-        drop(a);
         let over_a = note == "previous rules restored";
-        if !over_a {
-            // The switch fires at armed_at + confirm_timeout, and may wait
-            // for the xtables lock while it restores.
-            let fire_at = armed_at + job.confirm_timeout + Duration::from_secs(1);
-            let now = Instant::now();
-            if fire_at > now {
-                std::thread::sleep(fire_at - now);
-            }
+        if over_a {
+            drop(a);
+            return self.prove_rollback(None, states, backups, why, note, over_a);
         }
-        // Prove the host is back: bounded retries of a fresh connection,
-        // then what the switch recorded and what is live.
+        // The switch fires at armed_at + confirm_timeout, and may wait for
+        // the xtables lock while it restores. A stays open meanwhile: if no
+        // new connection gets through afterwards, it can still say what is
+        // live.
+        let fire_at = armed_at + job.confirm_timeout + Duration::from_secs(1);
+        let now = Instant::now();
+        if fire_at > now {
+            std::thread::sleep(fire_at - now);
+        }
+        self.prove_rollback(Some(a), states, backups, why, note, over_a)
+    }
+
+    /// After a rollback: bounded retries of a NEW connection, then what the
+    /// switch recorded and what is live; `rolled_back` only if the backup's
+    /// rules are. When no new connection gets through, connection A (if it
+    /// still answers) says what is live, for the message.
+    fn prove_rollback(
+        &mut self,
+        a: Option<Box<dyn Connection>>,
+        states: &[FamilyState],
+        backups: &[String],
+        why: String,
+        note: String,
+        over_a: bool,
+    ) -> Result<(), Fail> {
+        let job = self.job;
         let readback = Script::new(Kind::Readback)
             .set("rp_token", self.token.clone())
             .set("rp_families", Self::families(states));
@@ -1071,10 +1119,31 @@ impl Txn<'_> {
                 )),
             };
         }
+        // No new connection: the host is still cut off. Say what is live,
+        // over A if it still answers.
+        let over_old = a.and_then(|mut a| a.run(&readback.render()).ok());
+        let live = match over_old {
+            Some(out) => {
+                let switch = out.sections.text("switch").trim().to_string();
+                let live = match self.backup_is_live(states, backups, &out.sections) {
+                    Ok(()) => "the backup's rules are live".to_string(),
+                    Err(live) => live,
+                };
+                format!(
+                    "; over the original connection: the switch recorded {}, {live}",
+                    if switch.is_empty() {
+                        "nothing"
+                    } else {
+                        &switch
+                    }
+                )
+            }
+            None => String::new(),
+        };
         Err((
             Status::Failed,
             Step::Rollback,
-            format!("{why}; rollback could not be confirmed: the host did not answer a new connection afterwards ({last})"),
+            format!("{why}; rollback could not be confirmed ({note}): the host did not answer a new connection afterwards ({last}){live}"),
         ))
     }
 }

@@ -87,7 +87,8 @@ pub struct Facts {
     /// `$SSH_CONNECTION` as the host saw this connection: client address,
     /// client port, server address, server port.
     pub ssh_connection: Option<(std::net::IpAddr, u16, std::net::IpAddr, u16)>,
-    /// Whether the kernel has IPv6 at all (`/proc/net/if_inet6`).
+    /// Whether the kernel has IPv6 at all (`/proc/net/if_inet6`, and
+    /// ip6tables not failing with "Address family not supported").
     pub ipv6_enabled: bool,
     /// Tools found on the host: `unshare`, `flock`, `systemd-run`.
     pub tools: Vec<String>,
@@ -265,7 +266,10 @@ impl Facts {
             loaders,
             uid,
             ssh_connection: parse_ssh_connection(s.text("ssh_connection")),
-            ipv6_enabled: s.text("ipv6").trim() != "disabled",
+            // A kernel booted with ipv6.disable=1 has no /proc/net/if_inet6,
+            // and its ip6tables cannot open any table.
+            ipv6_enabled: s.text("ipv6").trim() != "disabled"
+                && !s.text("save6").contains("Address family not supported"),
             tools: ["unshare", "flock", "systemd-run"]
                 .iter()
                 .filter(|t| has.contains(t))

@@ -10,6 +10,7 @@ mod predict;
 mod apply;
 mod audit;
 mod corpus;
+mod faults;
 mod operator;
 mod realworld;
 mod rollout;

@@ -262,11 +262,30 @@ fn a_lockout_behind_a_jump_is_rolled_back() {
         ),
     );
     let fresh = in_host(&lab, "h002", "iptables-save -t filter | grep -v '^#'");
+    // Predicted first: through a jump, the source the host sees (and the
+    // one its rules must let in) is the jump's address.
     let out = run_json(
         "apply",
         &repo("playbooks/lockout.yml"),
         &inv,
         &["--limit", "h002", "--ssh-config", s(&cfg)],
+    );
+    assert_eq!(code(&out), 3, "{}", show(&out));
+    let v = report(&out);
+    assert_eq!(statuses(&v)["h002"], "failed", "{}", show(&out));
+    let jump = lab.host("h001").address;
+    assert_eq!(
+        error_of(&v, "h002"),
+        format!(
+            "the new rules would drop NEW SSH from {jump} at INPUT policy DROP: nothing applied"
+        )
+    );
+    // Applied for real (--no-predict), the lockout is rolled back.
+    let out = run_json(
+        "apply",
+        &repo("playbooks/lockout.yml"),
+        &inv,
+        &["--limit", "h002", "--ssh-config", s(&cfg), "--no-predict"],
     );
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
