@@ -207,6 +207,7 @@ pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, Conn
             plan,
             check: audit || args.check,
             predict: !args.no_predict,
+            trace: args.verbose >= 2,
             confirm_timeout,
             connect_timeout,
         });
@@ -241,6 +242,7 @@ fn run_fleet_command(args: RunArgs, audit: bool) -> Result<u8> {
         let reporter = tokio::spawn(report::progress::drive(
             rx,
             report::progress::Mode::detect(),
+            args.verbose,
         ));
         let signals = spawn_signal_watch(Arc::clone(&stop), tx.clone());
         // A jump session carries the connections of the hosts in flight

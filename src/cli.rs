@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// tried for real, and rolled back if a fresh connection fails).
     #[arg(long)]
     pub no_predict: bool,
+    /// More detail on stderr: -v a line per host and step with timings,
+    /// -vv also every step sent to a host and what it printed.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Args, Clone)]

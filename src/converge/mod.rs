@@ -6,6 +6,6 @@ pub mod report_types;
 pub mod runner;
 pub mod transaction;
 
-pub use report_types::{Event, HostReport, Status, Step};
+pub use report_types::{Event, HostReport, Progress, Status, Step};
 pub use runner::{RunConfig, Serial};
 pub use transaction::Job;

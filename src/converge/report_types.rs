@@ -121,6 +121,14 @@ impl HostReport {
     }
 }
 
+/// What a host's transaction tells as it goes: the step it enters, and
+/// (with `-vv`) a trace of what it sends and what comes back.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Step(Step),
+    Trace(String),
+}
+
 /// Progress of a run, in the order things happen.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -134,6 +142,11 @@ pub enum Event {
     HostStep {
         name: String,
         step: Step,
+    },
+    /// `-vv`: a step sent to the host and what it printed.
+    HostTrace {
+        name: String,
+        text: String,
     },
     HostFinished(Box<HostReport>),
     /// The rollout stopped starting hosts (max-fail or a signal).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc::UnboundedSender, Semaphore};
 
-use super::report_types::{Event, HostReport, Status};
+use super::report_types::{Event, HostReport, Progress, Status};
 use super::transaction::{self, Job};
 use crate::remote::Connector;
 
@@ -106,10 +106,16 @@ pub async fn run_fleet(
                 let fallback = skipped(&job);
                 let res = tokio::task::spawn_blocking(move || {
                     let name = job.reach.name.clone();
-                    let progress = move |step| {
-                        let _ = ev.send(Event::HostStep {
-                            name: name.clone(),
-                            step,
+                    let progress = move |p: Progress| {
+                        let _ = ev.send(match p {
+                            Progress::Step(step) => Event::HostStep {
+                                name: name.clone(),
+                                step,
+                            },
+                            Progress::Trace(text) => Event::HostTrace {
+                                name: name.clone(),
+                                text,
+                            },
                         });
                     };
                     transaction::run(connector.as_ref(), &job, &progress)

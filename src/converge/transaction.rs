@@ -27,7 +27,7 @@ use crate::remote::facts::{self, Facts, FileState};
 use crate::remote::script::{self, Kind, Script};
 use crate::remote::{ConnectError, Connection, Connector, ExecError, Output, Reach};
 
-use super::report_types::{HostReport, Status, Step};
+use super::report_types::{HostReport, Progress, Status, Step};
 
 /// Where rampart keeps its state on a host.
 pub use crate::remote::script::STATE_DIR;
@@ -46,6 +46,8 @@ pub struct Job {
     /// Evaluate the new rules for the controller's own SSH packets before
     /// anything is uploaded (docs/design.md, "Lockout prediction").
     pub predict: bool,
+    /// `-vv` and more: trace every step sent and what the host printed.
+    pub trace: bool,
     pub confirm_timeout: Duration,
     pub connect_timeout: Duration,
 }
@@ -75,7 +77,11 @@ fn tag(f: Family) -> &'static str {
 /// Run the whole transaction for one host. Never panics: a failure is a
 /// status with the step and a message, and a panic (a bug, on data a host
 /// sent) is caught and reported as `failed` for this host alone.
-pub fn run(connector: &dyn Connector, job: &Job, progress: &(dyn Fn(Step) + Sync)) -> HostReport {
+pub fn run(
+    connector: &dyn Connector,
+    job: &Job,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> HostReport {
     let started = Instant::now();
     let mut rep = HostReport::new(&job.reach.name, &job.reach.address, job.plan.plays.clone());
     let at = std::cell::Cell::new(Step::Connect);
@@ -116,7 +122,7 @@ type Fail = (Status, Step, String);
 struct Txn<'a> {
     connector: &'a dyn Connector,
     job: &'a Job,
-    progress: &'a (dyn Fn(Step) + Sync),
+    progress: &'a (dyn Fn(Progress) + Sync),
     rep: &'a mut HostReport,
     /// Names this transaction on the host (its switch's claim and unit).
     token: String,
@@ -175,7 +181,7 @@ fn step_output(
 impl Txn<'_> {
     fn step(&mut self, s: Step) {
         self.at.set(s);
-        (self.progress)(s);
+        (self.progress)(Progress::Step(s));
     }
 
     fn run_step(
@@ -185,12 +191,39 @@ impl Txn<'_> {
         step: Step,
         lost: impl FnOnce(&str) -> Fail,
     ) -> Result<Output, Fail> {
-        step_output(
-            conn.run(&script.render()),
-            self.job.reach.become_,
-            step,
-            lost,
-        )
+        let r = self.exec(conn, script);
+        step_output(r, self.job.reach.become_, step, lost)
+    }
+
+    /// Send one step; with tracing on, say what was sent and what came
+    /// back. (No step carries a password: they travel only to libssh2.)
+    fn exec(&mut self, conn: &mut dyn Connection, script: &Script) -> Result<Output, ExecError> {
+        let text = script.render();
+        if self.job.trace {
+            (self.progress)(Progress::Trace(format!(
+                "sends the {} step ({} bytes; the shared functions of lib.sh went once, first):\n{text}",
+                script.kind().name(),
+                text.len()
+            )));
+        }
+        let started = Instant::now();
+        let r = conn.run(&text);
+        if self.job.trace {
+            let took = started.elapsed().as_secs_f64();
+            (self.progress)(Progress::Trace(match &r {
+                Ok(out) => format!(
+                    "the {} step ended in {took:.3}s (exit {}), printing:\n{}",
+                    script.kind().name(),
+                    out.status,
+                    out.text
+                ),
+                Err(e) => format!(
+                    "the {} step failed after {took:.3}s: {e}",
+                    script.kind().name()
+                ),
+            }));
+        }
+        r
     }
 
     fn go(&mut self) -> Result<(), Fail> {
@@ -843,8 +876,8 @@ impl Txn<'_> {
             let readback = Script::new(Kind::Readback)
                 .set("rp_token", self.token.clone())
                 .set("rp_families", Self::families(states));
-            let now = conn
-                .run(&readback.render())
+            let now = self
+                .exec(conn, &readback)
                 .map(|o| o.sections)
                 .unwrap_or_default();
             return self.switch_fired_first(&state, states, backups.unwrap_or(&[]), &now);
@@ -1000,7 +1033,7 @@ impl Txn<'_> {
             .with_preserve(Script::new(Kind::Restore), states)
             .set("rp_token", self.token.clone())
             .set("rp_families", Self::families(states));
-        match conn.run(&restore.render()) {
+        match self.exec(conn, &restore) {
             Ok(out) => {
                 let result = out.sections.text("result").trim().to_string();
                 match result.as_str() {
@@ -1082,7 +1115,7 @@ impl Txn<'_> {
                     continue;
                 }
             };
-            let out = match c.run(&readback.render()) {
+            let out = match self.exec(c.as_mut(), &readback) {
                 Ok(o) => o,
                 Err(e) => {
                     last = e.to_string();
@@ -1121,7 +1154,7 @@ impl Txn<'_> {
         }
         // No new connection: the host is still cut off. Say what is live,
         // over A if it still answers.
-        let over_old = a.and_then(|mut a| a.run(&readback.render()).ok());
+        let over_old = a.and_then(|mut a| self.exec(a.as_mut(), &readback).ok());
         let live = match over_old {
             Some(out) => {
                 let switch = out.sections.text("switch").trim().to_string();
@@ -1401,6 +1434,7 @@ mod tests {
             },
             check: false,
             predict: true,
+            trace: false,
             confirm_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_millis(200),
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -32,12 +32,22 @@ impl Mode {
     }
 }
 
-/// Consume events until the runner drops its sender.
-pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
+/// Consume events until the runner drops its sender. `verbosity` 1 (`-v`)
+/// adds a line per host and step, with the time since the host started;
+/// 2 (`-vv`) also every step sent and what the host printed.
+pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode, verbosity: u8) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let mut overall: Option<ProgressBar> = None;
     let mut bars: HashMap<String, ProgressBar> = HashMap::new();
     let (mut done, mut total) = (0usize, 0usize);
+    let mut started: HashMap<String, Instant> = HashMap::new();
+    let say = |multi: &MultiProgress, line: String| {
+        if mode == Mode::Bars {
+            let _ = multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    };
     let host_style = ProgressStyle::with_template("  {spinner} {prefix:<20} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     while let Some(ev) = rx.recv().await {
@@ -53,6 +63,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
                 }
             }
             Event::HostStarted { name } => {
+                started.insert(name.clone(), Instant::now());
                 if mode == Mode::Bars {
                     let bar = multi.add(ProgressBar::new_spinner().with_style(host_style.clone()));
                     bar.set_prefix(name.clone());
@@ -64,6 +75,27 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
             Event::HostStep { name, step } => {
                 if let Some(b) = bars.get(&name) {
                     b.set_message(step.as_str());
+                }
+                if verbosity >= 1 {
+                    let t = started
+                        .get(&name)
+                        .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    say(&multi, format!("  {name} {t:>7.3}s {}", step.as_str()));
+                }
+            }
+            Event::HostTrace { name, text } => {
+                if verbosity >= 2 {
+                    let t = started
+                        .get(&name)
+                        .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    let mut block = String::new();
+                    for (i, l) in text.lines().enumerate() {
+                        if i > 0 {
+                            block.push('\n');
+                        }
+                        block.push_str(&format!("  {name} {t:>7.3}s | {l}"));
+                    }
+                    say(&multi, block);
                 }
             }
             Event::HostFinished(rep) => {
@@ -84,19 +116,10 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
                         .unwrap_or_default(),
                     rep.duration_ms as f64 / 1000.0
                 );
-                if mode == Mode::Bars {
-                    let _ = multi.println(line);
-                } else {
-                    eprintln!("{line}");
-                }
+                say(&multi, line);
+                started.remove(&rep.name);
             }
-            Event::Stopping { reason } => {
-                if mode == Mode::Bars {
-                    let _ = multi.println(format!("rampart: {reason}"));
-                } else {
-                    eprintln!("rampart: {reason}");
-                }
-            }
+            Event::Stopping { reason } => say(&multi, format!("rampart: {reason}")),
         }
     }
     if let Some(o) = overall {

@@ -835,11 +835,21 @@ fn password_from_the_environment_logs_in_to_a_fresh_vps() {
     let playbook = repo("playbooks/baseline.yml");
     let run = |pw: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart"));
-        cmd.args(["apply", s(&playbook), "-i", s(&inv), "--format", "json"])
-            .args(QUICK)
-            .env("HOME", &home)
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("RAMPART_TEST_ROOT_PW");
+        // -vv: every step sent and what came back, on stderr; the password
+        // must not be in it either.
+        cmd.args([
+            "apply",
+            s(&playbook),
+            "-i",
+            s(&inv),
+            "--format",
+            "json",
+            "-vv",
+        ])
+        .args(QUICK)
+        .env("HOME", &home)
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("RAMPART_TEST_ROOT_PW");
         if let Some(pw) = pw {
             cmd.env("RAMPART_TEST_ROOT_PW", pw);
         }
@@ -874,5 +884,20 @@ fn password_from_the_environment_logs_in_to_a_fresh_vps() {
         !show(&out).contains(password.trim()),
         "the password is never shown"
     );
+    // -v: a line per step with its time; -vv: the steps and their output.
+    let err = String::from_utf8_lossy(&out.stderr);
+    for step in ["connect", "facts", "test", "confirm", "verify", "persist"] {
+        assert!(
+            err.lines()
+                .any(|l| l.trim_start().starts_with("h001 ") && l.ends_with(&format!("s {step}"))),
+            "-v shows the {step} step:\n{err}"
+        );
+    }
+    for step in ["facts", "apply", "verify", "commit"] {
+        assert!(
+            err.contains(&format!("sends the {step} step")),
+            "-vv shows the {step} step"
+        );
+    }
     assert!(in_host_ok(&lab, "h001", "test -s /etc/sysconfig/iptables"));
 }
