@@ -54,6 +54,7 @@ pub enum Step {
     Confirm,
     Verify,
     Persist,
+    Boot,
     Rollback,
     Done,
 }
@@ -73,6 +74,7 @@ impl Step {
             Step::Confirm => "confirm",
             Step::Verify => "verify",
             Step::Persist => "persist",
+            Step::Boot => "boot",
             Step::Rollback => "rollback",
             Step::Done => "done",
         }
@@ -89,6 +91,9 @@ pub struct HostReport {
     pub os: Option<String>,
     pub backend: Option<String>,
     pub persisted: Vec<String>,
+    /// rampart's own boot loader, when this run installed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub installed: Vec<String>,
     pub diff: Option<String>,
     pub error: Option<String>,
     /// The step an error happened in.
@@ -110,6 +115,7 @@ impl HostReport {
             os: None,
             backend: None,
             persisted: Vec::new(),
+            installed: Vec::new(),
             diff: None,
             error: None,
             step: None,

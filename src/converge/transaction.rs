@@ -93,6 +93,7 @@ pub fn run(
             rep: &mut rep,
             token: new_token(),
             at: &at,
+            boot: None,
         };
         txn.go()
     }));
@@ -128,6 +129,8 @@ struct Txn<'a> {
     token: String,
     /// The step in progress (for the report of a panic).
     at: &'a std::cell::Cell<Step>,
+    /// rampart's own boot loader, to install once the rules are persisted.
+    boot: Option<(Script, String)>,
 }
 
 /// A token unique to this transaction: process id, time, and a counter.
@@ -311,14 +314,21 @@ impl Txn<'_> {
         }
         let live_changes = states.iter().any(|s| !s.live_diff.is_empty());
         let file_changes = states.iter().any(|s| s.file_problem.is_some());
-        if !live_changes && !file_changes {
+        let boot = self.boot_plan(&facts, &states);
+        if !live_changes && !file_changes && boot.is_none() {
             if job.check {
                 self.predict(&facts, &states, true)?;
             }
             self.rep.status = Status::Ok;
             return Ok(());
         }
-        self.rep.diff = Some(render_diff(&states));
+        let mut diff = render_diff(&states);
+        if let Some((_, what)) = &boot {
+            diff.push_str(&format!(
+                "+ boot loader {what}: nothing loads the persisted rules at boot\n"
+            ));
+        }
+        self.rep.diff = Some(diff);
         if job.check {
             self.predict(&facts, &states, true)?;
             self.rep.status = Status::Drift;
@@ -329,16 +339,95 @@ impl Txn<'_> {
             // them from the live rules (already confirmed, nothing to roll
             // back), under the same lock and busy check as an apply.
             self.step(Step::Persist);
-            let texts: Vec<String> = states
-                .iter()
-                .map(|s| save_text(&facts, s.family).unwrap_or_default())
-                .collect();
-            self.commit(a.as_mut(), &states, &texts, None)?;
+            if file_changes {
+                let texts: Vec<String> = states
+                    .iter()
+                    .map(|s| save_text(&facts, s.family).unwrap_or_default())
+                    .collect();
+                self.commit(a.as_mut(), &states, &texts, None)?;
+            }
+            if let Some(b) = boot {
+                self.install_boot(a.as_mut(), b)?;
+            }
             self.rep.status = Status::Changed;
             return Ok(());
         }
         self.predict(&facts, &states, false)?;
+        self.boot = boot;
         self.apply(a, &states)
+    }
+
+    /// Where nothing loads the persisted rules at boot: with `boot: ensure`,
+    /// the step that installs rampart's own loader (and what it is); with
+    /// `boot: warn`, or an init system rampart does not know, a warning.
+    fn boot_plan(&mut self, facts: &Facts, states: &[FamilyState]) -> Option<(Script, String)> {
+        let missing: Vec<&FamilyState> = states
+            .iter()
+            .filter(|s| !facts.has_loader(s.family == Family::V6))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let path = |f: Family| {
+            states
+                .iter()
+                .find(|s| s.family == f)
+                .map(|s| s.persist_path.clone())
+                .unwrap_or_default()
+        };
+        if self.job.plan.firewall.boot == firewall::Boot::Ensure {
+            let step = crate::remote::boot::install_step(
+                facts.init,
+                facts.has_rcs,
+                &path(Family::V4),
+                &path(Family::V6),
+            );
+            if step.is_some() {
+                return step;
+            }
+        }
+        for s in missing {
+            self.rep.warnings.push(format!(
+                "no boot loader for {}: {}{}",
+                s.persist_path,
+                facts.os.loader_hint(),
+                if facts.init == crate::remote::facts::Init::Unknown {
+                    " (this host's init system is not known to rampart, so it installs none of its own)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        None
+    }
+
+    /// The boot step: rampart's own loader, after the rules were confirmed
+    /// and persisted (a rollback never leaves one behind).
+    fn install_boot(
+        &mut self,
+        conn: &mut dyn Connection,
+        (step, what): (Script, String),
+    ) -> Result<(), Fail> {
+        self.step(Step::Boot);
+        let out = self.run_step(conn, &step, Step::Boot, |e| {
+            (Status::Failed, Step::Boot, format!("connection lost while installing the boot loader: {e} (the rules are live, confirmed and persisted)"))
+        })?;
+        let r = out.sections.text("boot").trim().to_string();
+        if r == "ok" {
+            self.rep
+                .installed
+                .push(format!("{} and {what}", crate::remote::boot::LOADER_PATH));
+            Ok(())
+        } else {
+            Err((
+                Status::Failed,
+                Step::Boot,
+                format!(
+                    "the rules are live, confirmed and persisted, but nothing will load them at boot: installing {what} failed: {}",
+                    r.strip_prefix("failed: ").unwrap_or(&r)
+                ),
+            ))
+        }
     }
 
     /// Would the rules stop this controller's next SSH connection? The
@@ -574,12 +663,6 @@ impl Txn<'_> {
                 Ok(_) => None,
             },
         };
-        if !facts.has_loader(family == Family::V6) {
-            self.rep.warnings.push(format!(
-                "no boot loader for {path}: {}",
-                facts.os.loader_hint()
-            ));
-        }
         FamilyState {
             family,
             base,
@@ -828,6 +911,9 @@ impl Txn<'_> {
         }
         self.step(Step::Persist);
         self.commit(b, states, &saves, Some(backups))?;
+        if let Some(boot) = self.boot.take() {
+            self.install_boot(b, boot)?;
+        }
         self.rep.status = Status::Changed;
         Ok(())
     }

@@ -80,6 +80,18 @@ pub enum Policy {
     Drop,
 }
 
+/// What to do when nothing on a host loads the persisted rules at boot
+/// (docs/design.md, "Persistence and boot").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Boot {
+    /// Install and enable rampart's own minimal loader (the default: a
+    /// persisted file nobody loads protects nothing after a reboot).
+    #[default]
+    Ensure,
+    /// Only say so, in a warning.
+    Warn,
+}
+
 impl Policy {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -132,6 +144,7 @@ pub struct FirewallSpec {
     /// Chain-name glob patterns left exactly as found on the host.
     pub preserve: Vec<String>,
     pub persist: Option<PersistPaths>,
+    pub boot: Boot,
 }
 
 impl Default for FirewallSpec {
@@ -144,6 +157,7 @@ impl Default for FirewallSpec {
             ipv6: true,
             preserve: DEFAULT_PRESERVE.iter().map(|s| s.to_string()).collect(),
             persist: None,
+            boot: Boot::Ensure,
         }
     }
 }

@@ -18,6 +18,7 @@
 //!   the default list (`DOCKER*`, `f2b-*`, ...) only when no play states
 //!   `preserve` at all, so `preserve: []` really preserves nothing.
 //! - `persist`: the last play that states it wins, as a whole.
+//! - `boot`: the last play that states it wins; default `ensure`.
 
 mod values;
 
@@ -26,14 +27,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::InputError;
-use crate::firewall::{self, Allow, Family, FirewallSpec, PersistPaths, Policies, Policy, Rule};
+use crate::firewall::{
+    self, Allow, Boot, Family, FirewallSpec, PersistPaths, Policies, Policy, Rule,
+};
 /// The seed's service table lives in the firewall core; re-exported here
 /// because playbooks are where service names are written.
 pub use crate::firewall::{service_port, SERVICES};
 use crate::inventory::pattern::Pattern;
 use crate::inventory::yaml::{self, Seg};
 use crate::inventory::{Host, Inventory};
-use values::{AllowDoc, ChainPatternDoc, HostsDoc, PolicyDoc, RemotePathDoc, RuleDoc};
+use values::{AllowDoc, BootDoc, ChainPatternDoc, HostsDoc, PolicyDoc, RemotePathDoc, RuleDoc};
 
 /// One play as written.
 #[derive(Debug, Clone)]
@@ -56,6 +59,7 @@ pub struct PlayFirewall {
     pub rules: Vec<Rule>,
     pub preserve: Option<Vec<String>>,
     pub persist: Option<PersistPaths>,
+    pub boot: Option<Boot>,
 }
 
 /// The chain policies one play states.
@@ -97,6 +101,7 @@ struct FirewallDoc {
     rules: Option<Vec<RuleDoc>>,
     preserve: Option<Vec<ChainPatternDoc>>,
     persist: Option<PersistDoc>,
+    boot: Option<BootDoc>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +242,7 @@ impl FirewallDoc {
                 ipv4: p.ipv4.map(|x| x.0),
                 ipv6: p.ipv6.map(|x| x.0),
             }),
+            boot: self.boot.map(|b| b.0),
         }
     }
 }
@@ -251,6 +257,7 @@ pub fn merge<'a>(plays: impl IntoIterator<Item = &'a PlayFirewall>) -> FirewallS
     let mut ipv6 = true;
     let mut preserve: Option<Vec<String>> = None;
     let mut persist = None;
+    let mut boot = Boot::default();
     for p in plays {
         if let Some(b) = p.baseline {
             baseline = Some(baseline.unwrap_or(false) || b);
@@ -288,6 +295,9 @@ pub fn merge<'a>(plays: impl IntoIterator<Item = &'a PlayFirewall>) -> FirewallS
         if p.persist.is_some() {
             persist.clone_from(&p.persist);
         }
+        if let Some(b) = p.boot {
+            boot = b;
+        }
     }
     FirewallSpec {
         baseline: baseline.unwrap_or(true),
@@ -302,6 +312,7 @@ pub fn merge<'a>(plays: impl IntoIterator<Item = &'a PlayFirewall>) -> FirewallS
                 .collect()
         }),
         persist,
+        boot,
     }
 }
 

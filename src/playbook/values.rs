@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::de::{self, Deserialize, MapAccess, Visitor};
 
-use crate::firewall::{service_port, Allow, Cidr, Policy, PortRange, Proto, Rule, SERVICES};
+use crate::firewall::{service_port, Allow, Boot, Cidr, Policy, PortRange, Proto, Rule, SERVICES};
 use crate::inventory::pattern::{check_glob, Pattern};
 use crate::inventory::yaml::FieldName;
 
@@ -145,6 +145,14 @@ pub fn parse_policy(text: &str) -> Result<Policy, String> {
     }
 }
 
+pub fn parse_boot(text: &str) -> Result<Boot, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "ensure" => Ok(Boot::Ensure),
+        "warn" => Ok(Boot::Warn),
+        other => Err(format!("invalid boot '{other}' (expected ensure or warn)")),
+    }
+}
+
 /// Characters a shell would interpret. Raw rules never reach a shell (they
 /// travel as iptables-restore input), but a rule containing them is a
 /// mistake or an attack either way, so it is refused here with a position.
@@ -244,6 +252,10 @@ from_text!(
 from_text!(
     /// One policy value: accept or drop, any case.
     PolicyDoc, Policy, "accept or drop", parse_policy
+);
+from_text!(
+    /// `boot: ensure | warn`.
+    BootDoc, Boot, "ensure or warn", parse_boot
 );
 from_text!(
     /// One `preserve` pattern.

@@ -93,6 +93,8 @@ pub struct Facts {
     /// Tools found on the host: `unshare`, `flock`, `systemd-run`.
     pub tools: Vec<String>,
     pub init: Init,
+    /// Whether /etc/rcS.d exists (a Debian-style sysvinit boot).
+    pub has_rcs: bool,
     /// What the dead-man switch of an earlier run recorded, if it left a record.
     pub switch_state: Option<String>,
     /// `iptables-save` output, or the error text when it failed.
@@ -276,6 +278,7 @@ impl Facts {
                 .map(|t| t.to_string())
                 .collect(),
             init,
+            has_rcs: init_lines.contains(&"rcS"),
             switch_state,
             save_v4: saved(s.get("save4"), "iptables-save"),
             save_v6: saved(s.get("save6"), "ip6tables-save"),

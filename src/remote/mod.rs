@@ -1,6 +1,7 @@
 //! TRANSPORT: the only layer that speaks SSH (ssh2). The engine sees it
 //! through the [`Connector`] and [`Connection`] traits.
 
+pub mod boot;
 pub mod facts;
 pub mod jump;
 pub mod knownhosts;

@@ -46,10 +46,13 @@ pub enum Kind {
     Restore,
     Readback,
     Canon,
+    Boot,
+    /// Not a step: the loader file `boot` installs ([`Script::file`]).
+    FirewallLoad,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Lib,
         Kind::Facts,
         Kind::Apply,
@@ -59,6 +62,8 @@ impl Kind {
         Kind::Restore,
         Kind::Readback,
         Kind::Canon,
+        Kind::Boot,
+        Kind::FirewallLoad,
     ];
 
     /// The file's name, which is also how a step names itself in its first line.
@@ -73,6 +78,8 @@ impl Kind {
             Kind::Restore => "restore",
             Kind::Readback => "readback",
             Kind::Canon => "canon",
+            Kind::Boot => "boot",
+            Kind::FirewallLoad => "firewall-load",
         }
     }
 
@@ -88,6 +95,8 @@ impl Kind {
             Kind::Restore => include_str!("scripts/restore.sh"),
             Kind::Readback => include_str!("scripts/readback.sh"),
             Kind::Canon => include_str!("scripts/canon.sh"),
+            Kind::Boot => include_str!("scripts/boot.sh"),
+            Kind::FirewallLoad => include_str!("scripts/boot/firewall-load.sh"),
         }
     }
 }
@@ -168,6 +177,15 @@ impl Script {
             s.push('\n');
         }
         s.push_str(") </dev/null\n");
+        s
+    }
+
+    /// A script installed on the host as a file that runs on its own (the
+    /// boot-time loader): a shebang, its parameters, its text.
+    pub fn file(&self) -> String {
+        let mut s = String::from("#!/bin/sh\n");
+        s.push_str(&self.assignments());
+        s.push_str(self.kind.body());
         s
     }
 

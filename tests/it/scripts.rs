@@ -437,11 +437,9 @@ fn apply_then_commit_converges_keeps_preserved_chains_and_leaves_only_backups() 
         b.wait_for("the switch to end", || {
             !Path::new(&format!("/proc/{pid}")).exists()
         });
-        let files: Vec<String> = b
-            .state_files()
-            .into_iter()
-            .filter(|f| f != "lock")
-            .collect();
+        let files: Vec<String> = b.state_files().into_iter().collect();
+        // No lock left either: a busybox host has no flock, and its lock
+        // directory must go with the step that took it.
         assert_eq!(files, ["backup.v4"], "{:?}: only the backup stays", b.sh);
     });
 }

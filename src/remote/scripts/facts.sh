@@ -49,6 +49,8 @@ else
 fi
 if [ -x /sbin/openrc-run ] || [ -x /sbin/openrc ]; then echo openrc; fi
 if [ -d /etc/init.d ]; then echo sysv; fi
+# Where a sysvinit boot starts early scripts: rcS.d (Debian), else rc3.d.
+if [ -d /etc/rcS.d ]; then echo rcS; fi
 sec loaders
 for rp_l in \
     /etc/systemd/system/*.wants/netfilter-persistent.service \

@@ -215,15 +215,15 @@ rp_reads_back() {
     fi
 }
 
-# rp_write PATH TEXT: write TEXT (plus a final newline) to PATH so that
-# PATH is either its old self or the whole new text, never a part: a temp
-# file beside it, every status checked, flushed to disk, read back and
-# compared, then renamed over PATH. Mode 0600. Fails (status 1, a reason on
-# stderr) when anything does: a full disk leaves PATH as it was.
+# rp_write PATH TEXT [MODE]: write TEXT (plus a final newline) to PATH so
+# that PATH is either its old self or the whole new text, never a part: a
+# temp file beside it, every status checked, flushed to disk, read back and
+# compared, then renamed over PATH. MODE defaults to 600. Fails (status 1,
+# a reason on stderr) when anything does: a full disk leaves PATH as it was.
 rp_write() {
     rp_tmp="$1.rampart-tmp"
     rm -f -- "$rp_tmp"
-    if ! printf '%s\n' "$2" >"$rp_tmp" || ! chmod 600 -- "$rp_tmp"; then
+    if ! printf '%s\n' "$2" >"$rp_tmp" || ! chmod "${3:-600}" -- "$rp_tmp"; then
         rm -f -- "$rp_tmp"
         echo "cannot write $rp_tmp" >&2
         return 1
@@ -299,9 +299,11 @@ rp_lock() {
         [ "$rp_i" -ge 100 ] && return 1
         sleep 0.1 2>/dev/null || sleep 1
     done
-    # The shell of this connection: alive exactly while the step can run.
+    # The shell of this connection: alive as long as the step can run. The
+    # lock goes when the step (a subshell) ends, however it ends.
     echo "$$" >"$rp_state/lock/pid"
     rp_dir_lock=1
+    trap 'rp_unlock' EXIT
 }
 
 # rp_unlock: release rp_lock early (before a long wait).
