@@ -6,11 +6,11 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::apply::{
+use crate::support::{
     all, code, file_info, host_report, is_kernel_default, live_both, playbook, report, run,
-    settle_processes, sh_in, statuses, Scratch, FAST,
+    run_bounded, settle_processes, sh_in, show, statuses, stdout, Lab, Scratch, FAST,
+    RAMPART_TIMEOUT,
 };
-use crate::support::{run_bounded, show, stdout, Lab, RAMPART_TIMEOUT};
 
 /// Everything rampart could touch on a host: both rule sets, every file
 /// (type, mode, size, mtime) the host has of its own, and its processes.
@@ -45,9 +45,7 @@ fn snapshot(lab: &Lab, host: &str) -> Snapshot {
         "find /run /tmp -printf '%p\\t%y %m %s %T@\\n' 2>/dev/null; true",
     );
     parse_listing(&private, "", &mut files);
-    let paths = lab.state().paths().host(host);
-    for which in ["etc", "var", "root"] {
-        let upper = paths.upper(which);
+    for (mounted_at, upper) in lab.upper_dirs(host) {
         let out = run_bounded(
             Command::new("find")
                 .arg(&upper)
@@ -55,7 +53,7 @@ fn snapshot(lab: &Lab, host: &str) -> Snapshot {
             Duration::from_secs(30),
         );
         assert!(out.status.success(), "{}: {}", upper.display(), show(&out));
-        parse_listing(&stdout(&out), &format!("/{which}/"), &mut files);
+        parse_listing(&stdout(&out), &mounted_at, &mut files);
     }
     let mut processes: Vec<String> = lab
         .host_processes(host)
