@@ -726,7 +726,7 @@ pub fn boot(
     host: &HostState,
     deadline: Instant,
 ) -> Result<BootReport> {
-    for p in [paths.booted(), paths.sshd_pid()] {
+    for p in [paths.booted(), paths.sshd_pid(), paths.keeper_pid()] {
         match fs::remove_file(&p) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 return Err(Error::io(format!("cannot remove {}", p.display()), e))

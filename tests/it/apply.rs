@@ -20,11 +20,15 @@ use crate::support::*;
 // Tests
 // ---------------------------------------------------------------------------
 
-/// A mixed fleet converges to exactly the seed's rules, persisted where each
-/// distro loads them, with an honest JSON report and nothing left behind.
+/// [`baseline_converges`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn baseline_converges_a_mixed_fleet_to_the_seed() {
-    let lab = Lab::up(4);
+    baseline_converges(&Lab::up(4));
+}
+
+/// A mixed fleet converges to exactly the seed's rules, persisted where each
+/// distro loads them, with an honest JSON report and nothing left behind.
+pub(crate) fn baseline_converges(lab: &Lab) {
     let hosts = lab.hosts();
     let out = run(
         "apply",
@@ -35,33 +39,26 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
     assert_eq!(code(&out), 0, "{}", show(&out));
     let v = report(&out);
     assert_eq!(v["command"], "apply", "{v:#}");
-    assert_eq!(v["summary"]["hosts"], 4, "{v:#}");
-    assert_eq!(v["summary"]["changed"], 4, "{v:#}");
+    assert_eq!(v["summary"]["hosts"], hosts.len(), "{v:#}");
+    assert_eq!(v["summary"]["changed"], hosts.len(), "{v:#}");
     for k in ["ok", "drift", "rolled_back", "failed", "unreachable"] {
         assert_eq!(v["summary"][k], 0, "summary.{k}: {v:#}");
     }
-    let expected_os = BTreeMap::from([
-        ("centos6", "centos"),
-        ("rocky9", "rocky"),
-        ("debian12", "debian"),
-        ("ubuntu22", "ubuntu"),
-    ]);
     for h in &hosts {
         let r = host_report(&v, &h.name);
         let name = &h.name;
         assert_eq!(r["status"], "changed", "{name}: {r:#}");
         assert_eq!(r["address"], h.address.to_string(), "{name}");
         assert_eq!(r["error"], Value::Null, "{name}: {r:#}");
-        assert_eq!(
-            r["os"],
-            expected_os[h.personality.as_str()],
-            "{name}: {r:#}"
-        );
+        assert_eq!(r["os"], expected_os(&h.kind), "{name}: {r:#}");
         let backend = r["backend"].as_str().unwrap_or_default();
-        assert!(
-            backend == "nf_tables" || backend == "legacy",
-            "{name}: backend {backend:?}"
-        );
+        match expected_backend(&h.kind) {
+            Some(want) => assert_eq!(backend, want, "{name}: {r:#}"),
+            None => assert!(
+                backend == "nf_tables" || backend == "legacy",
+                "{name}: backend {backend:?}"
+            ),
+        }
         let paths = persist_paths(&h.personality);
         assert_eq!(r["persisted"], serde_json::json!(paths), "{name}: {r:#}");
         assert!(
@@ -69,25 +66,25 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
             "{name}: the diff shows what changed: {r:#}"
         );
         let warnings = r["warnings"].as_array().expect("warnings is an array");
-        if h.personality == "ubuntu22" {
+        if has_boot_loader(&h.kind) {
+            assert!(warnings.is_empty(), "{name}: loaders present: {r:#}");
+        } else {
             assert!(
                 warnings
                     .iter()
                     .any(|w| w.as_str().is_some_and(|w| w.contains("boot"))),
-                "{name}: ubuntu22 has no boot loader in the lab: warn: {r:#}"
+                "{name}: {} has no boot loader in the lab: warn: {r:#}",
+                h.kind
             );
-        }
-        if h.personality != "ubuntu22" {
-            assert!(warnings.is_empty(), "{name}: loaders present: {r:#}");
         }
 
         // The host itself: exactly the seed, both families.
-        let (v4, v6) = live_both(&lab, name);
+        let (v4, v6) = live_both(lab, name);
         assert_eq!(filter_table(&v4), SEED_V4, "{name}: iptables-save");
         assert_eq!(filter_table(&v6), seed_v6(), "{name}: ip6tables-save");
         // Persisted files: the right place, 0600, the same rules.
         for (path, want) in paths.iter().zip([SEED_V4.to_string(), seed_v6()]) {
-            let info = file_info(&lab, name, path)
+            let info = file_info(lab, name, path)
                 .unwrap_or_else(|| panic!("{name}: {path} was not written"));
             let (meta, content) = info.split_once('\n').expect("stat line");
             assert!(meta.starts_with("600 "), "{name}: {path} mode: {meta}");
@@ -104,15 +101,15 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
             persist_paths("rocky9")
         };
         for p in other {
-            assert_eq!(file_info(&lab, name, p), None, "{name}: {p} written");
+            assert_eq!(file_info(lab, name, p), None, "{name}: {p} written");
         }
         // Nothing left behind but the backups.
         assert_eq!(
-            state_dir(&lab, name),
+            state_dir(lab, name),
             Some(vec!["backup.v4".to_string(), "backup.v6".to_string()]),
             "{name}: /var/lib/rampart"
         );
-        let left = settle_processes(&lab, name, Duration::from_secs(5));
+        let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
         // And plain OpenSSH still gets in (NEW connections pass).
         let ssh = lab.ssh(name, "true");
@@ -120,11 +117,15 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
     }
 }
 
-/// Guarantee 5: a second run on a compliant fleet reports `ok` and changes
-/// nothing: no rules, no file (mtime), no backup, no process.
+/// [`second_run_is_ok`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn second_run_is_ok_and_changes_nothing() {
-    let lab = Lab::up(4);
+    second_run_is_ok(&Lab::up(4));
+}
+
+/// Guarantee 5: a second run on a compliant fleet reports `ok` and changes
+/// nothing: no rules, no file (mtime), no backup, no process.
+pub(crate) fn second_run_is_ok(lab: &Lab) {
     let hosts = lab.hosts();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let first = run("apply", &playbook("baseline.yml"), &lab.inventory(), &[]);
@@ -132,13 +133,13 @@ fn second_run_is_ok_and_changes_nothing() {
     let before: Vec<HostState> = hosts
         .iter()
         .map(|h| {
-            assert!(settle_processes(&lab, &h.name, Duration::from_secs(5)).is_empty());
-            host_state(&lab, &h.name, &h.personality)
+            assert!(settle_processes(lab, &h.name, Duration::from_secs(5)).is_empty());
+            host_state(lab, &h.name, &h.personality)
         })
         .collect();
     let backups_before: Vec<_> = hosts
         .iter()
-        .map(|h| file_info(&lab, &h.name, "/var/lib/rampart/backup.v4"))
+        .map(|h| file_info(lab, &h.name, "/var/lib/rampart/backup.v4"))
         .collect();
     let second = run(
         "apply",
@@ -149,21 +150,21 @@ fn second_run_is_ok_and_changes_nothing() {
     assert_eq!(code(&second), 0, "{}", show(&second));
     let v = report(&second);
     assert_eq!(statuses(&v), all(&names, "ok"), "{v:#}");
-    assert_eq!(v["summary"]["ok"], 4, "{v:#}");
+    assert_eq!(v["summary"]["ok"], hosts.len(), "{v:#}");
     for (i, h) in hosts.iter().enumerate() {
         let r = host_report(&v, &h.name);
         assert_eq!(r["persisted"], serde_json::json!([]), "{}: {r:#}", h.name);
         assert_eq!(r["diff"], Value::Null, "{}: {r:#}", h.name);
-        let left = settle_processes(&lab, &h.name, Duration::from_secs(5));
+        let left = settle_processes(lab, &h.name, Duration::from_secs(5));
         assert!(left.is_empty(), "{}: processes left: {left:?}", h.name);
         assert_eq!(
-            host_state(&lab, &h.name, &h.personality),
+            host_state(lab, &h.name, &h.personality),
             before[i],
             "{}: the second run changed the host",
             h.name
         );
         assert_eq!(
-            file_info(&lab, &h.name, "/var/lib/rampart/backup.v4"),
+            file_info(lab, &h.name, "/var/lib/rampart/backup.v4"),
             backups_before[i],
             "{}: the backup was rewritten",
             h.name
@@ -171,12 +172,16 @@ fn second_run_is_ok_and_changes_nothing() {
     }
 }
 
+/// [`lockout_rolls_back`] on the personalities (tests/it/distros.rs: on real distros).
+#[test]
+fn lockout_rolls_every_host_back() {
+    lockout_rolls_back(&Lab::up(4));
+}
+
 /// A playbook without ssh locks every NEW connection out: the confirm
 /// fails, every host is `rolled_back` to exactly its old rules, nothing is
 /// persisted (guarantees 1 and 3), and the hosts answer plain ssh.
-#[test]
-fn lockout_rolls_every_host_back() {
-    let lab = Lab::up(4);
+pub(crate) fn lockout_rolls_back(lab: &Lab) {
     let hosts = lab.hosts();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     // h001, h002: converged earlier (persisted files exist), then a rule by
@@ -188,10 +193,10 @@ fn lockout_rolls_every_host_back() {
         &["--limit", "h001,h002"],
     );
     assert_eq!(code(&pre), 0, "{}", show(&pre));
-    hand_rules(&lab, "h001");
+    hand_rules(lab, "h001");
     let before: Vec<HostState> = hosts
         .iter()
-        .map(|h| host_state(&lab, &h.name, &h.personality))
+        .map(|h| host_state(lab, &h.name, &h.personality))
         .collect();
     assert!(before[0].v4.contains("HANDMADE"), "{:?}", before[0]);
 
@@ -204,7 +209,7 @@ fn lockout_rolls_every_host_back() {
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
     assert_eq!(statuses(&v), all(&names, "rolled_back"), "{v:#}");
-    assert_eq!(v["summary"]["rolled_back"], 4, "{v:#}");
+    assert_eq!(v["summary"]["rolled_back"], hosts.len(), "{v:#}");
     for (i, h) in hosts.iter().enumerate() {
         let name = &h.name;
         let r = host_report(&v, name);
@@ -215,7 +220,7 @@ fn lockout_rolls_every_host_back() {
                 .is_some_and(|e| e.contains("nothing persisted")),
             "{name}: {r:#}"
         );
-        let after = host_state(&lab, name, &h.personality);
+        let after = host_state(lab, name, &h.personality);
         assert!(
             same_rules(&after.v4, &before[i].v4),
             "{name}: iptables not restored:\nbefore:\n{}\nafter:\n{}",
@@ -232,23 +237,27 @@ fn lockout_rolls_every_host_back() {
         let mut dir = after.state_dir.clone().unwrap_or_default();
         dir.sort();
         assert_eq!(dir, ["backup.v4", "backup.v6"], "{name}: /var/lib/rampart");
-        let left = settle_processes(&lab, name, Duration::from_secs(5));
+        let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
         let ssh = lab.ssh(name, "true");
         assert!(ssh.status.success(), "{name}: {}", show(&ssh));
     }
 }
 
-/// Guarantee 1 with the controller SIGKILLed mid-transaction (rules applied,
-/// confirmation pending): the dead-man switch alone brings every host back.
+/// [`killed_controller_restored_by_switch`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn killed_controller_leaves_the_switch_to_restore_every_host() {
-    let lab = Lab::up(2);
+    killed_controller_restored_by_switch(&Lab::up(2));
+}
+
+/// Guarantee 1 with the controller SIGKILLed mid-transaction (rules applied,
+/// confirmation pending): the dead-man switch alone brings every host back.
+pub(crate) fn killed_controller_restored_by_switch(lab: &Lab) {
     let hosts = lab.hosts();
-    hand_rules(&lab, "h001");
+    hand_rules(lab, "h001");
     let before: Vec<HostState> = hosts
         .iter()
-        .map(|h| host_state(&lab, &h.name, &h.personality))
+        .map(|h| host_state(lab, &h.name, &h.personality))
         .collect();
 
     // confirm-timeout must be >= 2 x connect-timeout + 5.
@@ -270,7 +279,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
         hosts
             .iter()
             .enumerate()
-            .all(|(i, h)| live(&lab, &h.name, "iptables") != before[i].v4)
+            .all(|(i, h)| live(lab, &h.name, "iptables") != before[i].v4)
     });
     child.kill().expect("SIGKILL rampart");
     let _ = child.wait();
@@ -283,7 +292,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     // until the switch fires (13 s after arming).
     for (i, h) in hosts.iter().enumerate() {
         assert_ne!(
-            live(&lab, &h.name, "iptables"),
+            live(lab, &h.name, "iptables"),
             before[i].v4,
             "{}: restored before the switch could fire ({killed_after:?})",
             h.name
@@ -291,13 +300,13 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     }
     let restored = wait_until(Duration::from_secs(20), || {
         hosts.iter().enumerate().all(|(i, h)| {
-            let (v4, v6) = live_both(&lab, &h.name);
+            let (v4, v6) = live_both(lab, &h.name);
             same_rules(&v4, &before[i].v4) && same_rules(&v6, &before[i].v6)
         })
     });
     for (i, h) in hosts.iter().enumerate() {
         let name = &h.name;
-        let after = host_state(&lab, name, &h.personality);
+        let after = host_state(lab, name, &h.personality);
         assert!(
             restored,
             "{name}: not restored within 20 s after SIGKILL at {killed_after:?}:\nbefore: {:?}\nafter: {after:?}",
@@ -317,7 +326,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
             ["backup.v4", "backup.v6", "switch.fired"],
             "{name}: /var/lib/rampart"
         );
-        let left = settle_processes(&lab, name, Duration::from_secs(5));
+        let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
         let ssh = lab.ssh(name, "true");
         assert!(ssh.status.success(), "{name}: {}", show(&ssh));
@@ -327,7 +336,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     assert_eq!(code(&again), 0, "{}", show(&again));
     for h in &hosts {
         assert_eq!(
-            state_dir(&lab, &h.name),
+            state_dir(lab, &h.name),
             Some(vec!["backup.v4".to_string(), "backup.v6".to_string()]),
             "{}",
             h.name

@@ -151,50 +151,48 @@ fn assert_unchanged(
     }
 }
 
-/// Guarantee 4: audit and `apply --check` change nothing on a host (rules,
-/// files, processes), whether the fleet drifts or is compliant.
+/// [`audit_and_check_are_read_only`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn audit_and_check_are_read_only_on_drifting_and_compliant_fleets() {
-    let lab = Lab::up(4);
+    audit_and_check_are_read_only(&Lab::up(4));
+}
+
+/// Guarantee 4: audit and `apply --check` change nothing on a host (rules,
+/// files, processes), whether the fleet drifts or is compliant.
+pub(crate) fn audit_and_check_are_read_only(lab: &Lab) {
     let hosts = lab.hosts();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let book = playbook("baseline.yml");
     let inv = lab.inventory();
 
-    let noise: Vec<BTreeSet<String>> = names.iter().map(|n| login_noise(&lab, n)).collect();
+    let noise: Vec<BTreeSet<String>> = names.iter().map(|n| login_noise(lab, n)).collect();
 
     // Fresh fleet: everything drifts.
-    let before = snapshots(&lab, &names);
+    let before = snapshots(lab, &names);
     let out = run("audit", &book, &inv, &["--format", "json"]);
     assert_eq!(code(&out), 2, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "drift"));
-    assert_unchanged(&lab, &names, &before, &noise, "audit (drift)");
+    assert_unchanged(lab, &names, &before, &noise, "audit (drift)");
     let out = run("apply", &book, &inv, &["--check", "--format", "json"]);
     assert_eq!(code(&out), 2, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "drift"));
-    assert_unchanged(&lab, &names, &before, &noise, "apply --check (drift)");
+    assert_unchanged(lab, &names, &before, &noise, "apply --check (drift)");
 
     // Converged fleet: everything ok.
     let out = run("apply", &book, &inv, &[]);
     assert_eq!(code(&out), 0, "{}", show(&out));
-    let before = snapshots(&lab, &names);
+    let before = snapshots(lab, &names);
     let out = run("audit", &book, &inv, &["--format", "json"]);
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "ok"));
-    assert_unchanged(&lab, &names, &before, &noise, "audit (ok)");
+    assert_unchanged(lab, &names, &before, &noise, "audit (ok)");
     let out = run("apply", &book, &inv, &["--check", "--format", "json"]);
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "ok"));
     // A different playbook drifts the converged fleet: still read-only.
     let out = run("audit", &playbook("lockout.yml"), &inv, &[]);
     assert_eq!(code(&out), 2, "{}", show(&out));
-    assert_unchanged(
-        &lab,
-        &names,
-        &before,
-        &noise,
-        "audit and apply --check (ok)",
-    );
+    assert_unchanged(lab, &names, &before, &noise, "audit and apply --check (ok)");
 }
 
 /// Exit codes (SPEC §5): 2 drift, 0 compliant, 3 when a host cannot be audited.

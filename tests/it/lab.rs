@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use rampart::lab::{net, LabState};
 
@@ -228,13 +229,17 @@ fn hosts_are_isolated_from_each_other_and_from_the_machine() {
         ),
         "start a process",
     );
-    let on = |h: &str| {
-        lab.host_processes(h)
-            .iter()
-            .any(|p| p.cmdline.contains(&token))
-    };
-    assert!(on("h001"), "{:?}", lab.host_processes("h001"));
-    assert!(!on("h002"));
+    // `setsid -f` returns before its child exists: wait for it (bounded).
+    assert!(
+        lab.wait_process("h001", &token, Duration::from_secs(10))
+            .is_some(),
+        "{:?}",
+        lab.host_processes("h001")
+    );
+    assert!(!lab
+        .host_processes("h002")
+        .iter()
+        .any(|p| p.cmdline.contains(&token)));
     let sshd = lab.sshd_pid("h001").expect("sshd runs");
     assert!(lab.host_processes("h001").iter().any(|p| p.pid == sshd));
     let scratch = lab.scratch("notes.txt");
@@ -422,10 +427,10 @@ fn fault_helpers_cut_stop_and_rekey_a_host() {
         "start a process",
     );
 
+    // `setsid -f` returns before its child exists, let alone has exec'd
+    // as `survivor`: wait for it (bounded), never just look once.
     let survivor = lab
-        .host_processes("h001")
-        .into_iter()
-        .find(|p| p.cmdline.starts_with("survivor"))
+        .wait_process("h001", "survivor", Duration::from_secs(10))
         .expect("the process runs in h001")
         .pid;
     let alive = format!("kill -0 {survivor}");

@@ -8,5 +8,6 @@ mod lab;
 
 mod apply;
 mod audit;
+mod distros;
 mod realworld;
 mod rollout;
