@@ -149,13 +149,17 @@ pub fn up(n: usize, dir: &Path, kinds: &[Kind], cache: &Path) -> Result<LabState
         kinds.to_vec()
     };
     // Before anything is made on the machine: a build takes a minute.
-    let mut roots = Vec::new();
-    for k in &kinds {
-        if let Kind::Distro(d) = k {
-            let (r, _) = rootfs::ensure(cache, *d, false)?;
-            roots.push((*d, r.root()));
-        }
-    }
+    let distros: Vec<Distro> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            Kind::Distro(d) => Some(*d),
+            Kind::Personality(_) => None,
+        })
+        .collect();
+    let roots: Vec<(Distro, PathBuf)> = ensure_rootfs(&distros, cache, false)?
+        .into_iter()
+        .map(|(r, _)| (r.distro, r.root()))
+        .collect();
     let paths = LabPaths::new(&dir);
     if paths.state().exists() || !net::bridges_of(&dir).is_empty() {
         eprintln!(
@@ -765,10 +769,28 @@ pub fn build_rootfs(
     } else {
         kinds.to_vec()
     };
-    kinds
-        .iter()
-        .map(|d| rootfs::ensure(cache, *d, refresh))
-        .collect()
+    ensure_rootfs(&kinds, cache, refresh)
+}
+
+/// [`rootfs::ensure`] for each kind, in parallel; in the order given.
+fn ensure_rootfs(
+    kinds: &[Distro],
+    cache: &Path,
+    refresh: bool,
+) -> Result<Vec<(rootfs::Rootfs, bool)>> {
+    // Two at a time: one downloads and unpacks (network, disk) while the
+    // other configures (CPU); more only make a 2-core machine thrash.
+    let done = Mutex::new(Vec::new());
+    for_each_parallel(kinds, 2, |d| {
+        let r = rootfs::ensure(cache, *d, refresh)?;
+        if let Ok(mut v) = done.lock() {
+            v.push(r);
+        }
+        Ok(())
+    })?;
+    let mut done = done.into_inner().unwrap_or_default();
+    done.sort_by_key(|(r, _)| kinds.iter().position(|k| *k == r.distro));
+    Ok(done)
 }
 
 /// The table of built root filesystems: what each kind really runs.

@@ -22,7 +22,8 @@
 //! [`DEFAULT_CACHE`]) holds `rootfs/<kind>-r<RECIPE>/` with `root/` (the
 //! filesystem) and `build.json` (what was built: suite, mirror, package
 //! versions), `rootfs/<kind>-r<RECIPE>.lock`, a build log per kind, and
-//! `debs/`, debootstrap's package cache, shared by the kinds of one suite.
+//! `debs/<suite>/`, debootstrap's package cache, shared by the kinds of one
+//! suite (downloads into it take `debs/<suite>.lock`).
 //! A kind is built in a temp dir beside its entry and renamed into place
 //! when complete, under an exclusive `flock` on its lock file: concurrent
 //! test processes, and other checkouts on the same machine, build each
@@ -430,11 +431,19 @@ fn build(cache: &Path, d: Distro, mirror: &str, t0: Instant) -> Result<BuildInfo
     let root = tmp.join("root");
     fs::create_dir_all(&root)
         .map_err(|e| Error::io(format!("cannot create {}", root.display()), e))?;
-    let debs = cache.join("debs");
+    // One package cache per suite, shared by its kinds; downloads into it
+    // are serialized (below): two debootstraps fetching the same .deb into
+    // the same file would corrupt it.
+    let debs = cache.join("debs").join(d.suite());
     fs::create_dir_all(&debs)
         .map_err(|e| Error::io(format!("cannot create {}", debs.display()), e))?;
 
     let result = (|| -> Result<BuildInfo> {
+        let downloading = sys::FileLock::exclusive(
+            &cache.join("debs").join(format!("{}.lock", d.suite())),
+            LOCK_TIMEOUT,
+            || eprintln!("lab: {d}: waiting for another download of {}", d.suite()),
+        )?;
         log.run(
             "debootstrap --foreign (download and unpack)",
             Command::new(&debootstrap)
@@ -446,6 +455,7 @@ fn build(cache: &Path, d: Distro, mirror: &str, t0: Instant) -> Result<BuildInfo
                 .arg(mirror),
             &download_env(),
         )?;
+        drop(downloading);
         write_file(&root.join("var/cache/debconf/config.dat"), PRESEED, 0o644)?;
         write_file(
             &root.join("usr/sbin/policy-rc.d"),

@@ -532,3 +532,78 @@ fn stale_labs_of_dead_test_runs_are_reaped() {
     assert!(reaped.contains(&dir), "{reaped:?}");
     assert_eq!(leftovers(k, &dir), Vec::<String>::new());
 }
+
+/// `lab reboot` is a power cycle: every process of the host dies (its
+/// keeper too), every netfilter table of both backends is the kernel's
+/// default again, /run and /tmp are new, the disk (/etc, /var, /root) is
+/// kept, and sshd answers with the same host key. Other hosts are untouched.
+#[test]
+fn reboot_is_a_power_cycle_that_keeps_the_disk() {
+    let lab = Lab::up(2);
+    let token = format!("rampart-reboot-{}", std::process::id());
+    ok_stdout(
+        &lab.ssh(
+            "h001",
+            &format!(
+                "setsid -f bash -c 'exec -a {token} sleep 300' >/dev/null 2>&1 < /dev/null; \
+                 iptables -A INPUT -p tcp --dport 9 -j DROP && \
+                 iptables -t nat -A POSTROUTING -o eth0 -j ACCEPT && \
+                 ip6tables -A INPUT -p tcp --dport 9 -j DROP && \
+                 {{ iptables-legacy -A INPUT -p tcp --dport 7 -j DROP 2>/dev/null && echo LEGACY || true; }}; \
+                 echo disk > /root/{token} && echo disk > /etc/{token} && echo disk > /var/{token} && \
+                 echo run > /run/{token} && echo tmp > /tmp/{token}"
+            ),
+        ),
+        "prepare h001",
+    );
+    let legacy = lab
+        .exec_in("h001", &["sh", "-c", "iptables-legacy-save 2>/dev/null"])
+        .stdout;
+    let had_legacy = String::from_utf8_lossy(&legacy).contains("--dport 7");
+    let process = lab
+        .wait_process("h001", &token, Duration::from_secs(10))
+        .expect("the process runs");
+    let state = lab.state();
+    let old_keeper = rampart::lab::host::keeper(&state, "h001").expect("a keeper");
+    let other_keeper = rampart::lab::host::keeper(&state, "h002").expect("a keeper");
+    let report = lab.reboot(&["h001"]);
+    assert!(
+        report.contains("h001 (centos6): SSH answers") && report.contains("1 hosts rebooted"),
+        "{report}"
+    );
+    assert!(!rampart::lab::sys::alive(process.pid), "a process survived");
+    assert!(!rampart::lab::sys::alive(old_keeper), "the keeper survived");
+    let new_keeper = rampart::lab::host::keeper(&lab.state(), "h001").expect("a new keeper");
+    assert_ne!(new_keeper, old_keeper);
+    assert_eq!(
+        rampart::lab::host::keeper(&lab.state(), "h002").expect("h002's keeper"),
+        other_keeper,
+        "h002 was rebooted too"
+    );
+    for save in ["iptables-save", "ip6tables-save"] {
+        let out = ok_stdout(&lab.exec_in("h001", &[save]), save);
+        assert!(
+            !out.contains("--dport 9") && !out.contains("*nat"),
+            "{save} after reboot:\n{out}"
+        );
+    }
+    if had_legacy {
+        let out = lab.exec_in("h001", &["iptables-legacy-save"]);
+        assert!(
+            !stdout(&out).contains("--dport 7"),
+            "legacy rules survived: {}",
+            show(&out)
+        );
+    }
+    let files = ok_stdout(
+        &lab.ssh(
+            "h001",
+            &format!(
+                "for d in /root /etc /var /run /tmp; do test -e $d/{token} && echo $d; done; hostname"
+            ),
+        ),
+        "look at h001's files (same host key: strict checking passes)",
+    );
+    assert_eq!(files, "/root\n/etc\n/var\nh001\n");
+    assert!(lab.ssh("h002", "true").status.success());
+}
