@@ -796,7 +796,7 @@ fn ensure_rootfs(
 /// The table of built root filesystems: what each kind really runs.
 pub fn rootfs_table(list: &[(rootfs::Rootfs, bool)]) -> String {
     let mut s = format!(
-        "{:<16} {:<9} {:<8} {:<9} {:<10} {:<14} {:<8} {}\n",
+        "{:<16} {:<9} {:<8} {:<9} {:<10} {:<15} {:<8} {}\n",
         "KIND", "SUITE", "OPENSSH", "IPTABLES", "BACKEND", "SH", "BUILD", "ROOT"
     );
     for (r, built) in list {
@@ -808,7 +808,7 @@ pub fn rootfs_table(list: &[(rootfs::Rootfs, bool)]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<16} {:<9} {:<8} {:<9} {:<10} {:<14} {:<8} {}",
+            "{:<16} {:<9} {:<8} {:<9} {:<10} {:<15} {:<8} {}",
             r.distro.name(),
             i.suite,
             i.upstream("openssh-server"),

@@ -778,20 +778,28 @@ fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
     assert!(ssh.status.success(), "{}", show(&ssh));
 }
 
-/// Two applies on one host at the same moment (two operators, two CI jobs):
-/// one converges it, the other is refused as busy or finds it ok; never two
-/// armed switches, so no orphaned switch that would silently restore the
-/// old rules after a `changed` report.
+/// [`concurrent_applies_never_orphan_a_switch`] on one personality host
+/// (tests/it/distros.rs: on every real distro, busybox's flock-less one too).
 #[test]
 fn concurrent_applies_on_one_host_never_orphan_a_switch() {
-    let lab = Lab::up(1);
+    concurrent_applies_never_orphan_a_switch(&Lab::up(1));
+}
+
+/// Two applies on every host at the same moment (two operators, two CI
+/// jobs): one converges it, the other is refused as busy or finds it ok;
+/// never two armed switches, so no orphaned switch that would silently
+/// restore the old rules after a `changed` report.
+pub(crate) fn concurrent_applies_never_orphan_a_switch(lab: &Lab) {
     let inv = lab.inventory();
+    let hosts = lab.hosts();
     for round in 0..4 {
-        sh_in(
-            &lab,
-            "h001",
-            "iptables -F && iptables -P INPUT ACCEPT && ip6tables -F && ip6tables -P INPUT ACCEPT",
-        );
+        for h in &hosts {
+            sh_in(
+                lab,
+                &h.name,
+                "iptables -F && iptables -P INPUT ACCEPT && ip6tables -F && ip6tables -P INPUT ACCEPT",
+            );
+        }
         let runs: Vec<_> = (0..2)
             .map(|_| {
                 let inv = inv.clone();
@@ -809,46 +817,55 @@ fn concurrent_applies_on_one_host_never_orphan_a_switch() {
             .into_iter()
             .map(|t| t.join().expect("apply thread"))
             .collect();
-        // Right after both ended, no switch may be armed any more.
-        let left = strays(&lab, "h001");
-        assert!(
-            !left
-                .iter()
-                .any(|p| p.contains("sleep") || p.contains("switch")),
-            "round {round}: a switch is still armed after both runs: {left:?}"
-        );
-        let mut st: Vec<String> = outs
-            .iter()
-            .map(|o| {
-                host_report(&report(o), "h001")["status"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        st.sort();
-        // Serialized by the busy check: one changes the host; the other is
-        // refused (failed, busy), finds it converged (ok), or read the host
-        // before the first applied and came after it ended (changed again).
-        // Never a rollback: both runs' fresh connections succeed.
-        assert!(
-            st.contains(&"changed".to_string())
-                && st
+        for h in &hosts {
+            let name = &h.name;
+            // Right after both ended, no switch may be armed any more.
+            let left = strays(lab, name);
+            assert!(
+                !left
                     .iter()
-                    .all(|s| s == "changed" || s == "failed" || s == "ok"),
-            "round {round}: {st:?}\n{}\n{}",
-            show(&outs[0]),
-            show(&outs[1])
-        );
-        assert_eq!(
-            filter_table(&live(&lab, "h001", "iptables")),
-            SEED_V4,
-            "round {round}"
-        );
-        assert_eq!(
-            state_dir(&lab, "h001"),
-            Some(vec!["backup.v4".to_string(), "backup.v6".to_string()])
-        );
+                    .any(|p| p.contains("sleep") || p.contains("switch")),
+                "round {round}: {name} ({}): a switch is still armed after both runs: {left:?}",
+                h.kind
+            );
+            let mut st: Vec<String> = outs
+                .iter()
+                .map(|o| {
+                    host_report(&report(o), name)["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            st.sort();
+            // Serialized by the busy check: one changes the host; the other
+            // is refused (failed, busy), finds it converged (ok), or read the
+            // host before the first applied and came after it ended
+            // (changed again). Never a rollback: both runs' fresh
+            // connections succeed.
+            assert!(
+                st.contains(&"changed".to_string())
+                    && st
+                        .iter()
+                        .all(|s| s == "changed" || s == "failed" || s == "ok"),
+                "round {round}: {name} ({}): {st:?}\n{}\n{}",
+                h.kind,
+                show(&outs[0]),
+                show(&outs[1])
+            );
+            assert_eq!(
+                filter_table(&live(lab, name, "iptables")),
+                SEED_V4,
+                "round {round}: {name} ({})",
+                h.kind
+            );
+            assert_eq!(
+                state_dir(lab, name),
+                Some(vec!["backup.v4".to_string(), "backup.v6".to_string()]),
+                "round {round}: {name} ({})",
+                h.kind
+            );
+        }
     }
 }
 

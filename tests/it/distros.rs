@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::{
-    baseline_converges, killed_controller_restored_by_switch, lockout_rolls_back, second_run_is_ok,
+    baseline_converges, concurrent_applies_never_orphan_a_switch,
+    killed_controller_restored_by_switch, lockout_rolls_back, second_run_is_ok,
 };
 use crate::audit::audit_and_check_are_read_only;
 use crate::support::*;
@@ -35,9 +36,17 @@ const DISTROS: &[&str] = &[
 /// engine installs its loader, and the same tests expect the rules back.
 const ENGINE_INSTALLS_A_LOADER: bool = false;
 
-/// A lab with one host of every distro.
+/// A lab with one host of every distro; `RAMPART_TEST_DISTROS=a,b` runs
+/// the scenarios on those kinds only (say, while fixing one of them).
 fn distro_lab() -> Lab {
-    Lab::up_distros(DISTROS.len(), DISTROS)
+    let chosen = std::env::var("RAMPART_TEST_DISTROS").unwrap_or_default();
+    let kinds: Vec<&str> = chosen.split(',').filter(|k| !k.is_empty()).collect();
+    let kinds = if kinds.is_empty() {
+        DISTROS
+    } else {
+        &kinds[..]
+    };
+    Lab::up_distros(kinds.len(), kinds)
 }
 
 /// The build record of a distro host's root filesystem (`build.json`).
@@ -76,21 +85,22 @@ fn banner(h: &LabHost) -> String {
 fn every_distro_host_runs_its_own_userland() {
     let lab = distro_lab();
     let hosts = lab.hosts();
-    let kinds: Vec<&str> = hosts.iter().map(|h| h.kind.as_str()).collect();
-    assert_eq!(kinds, DISTROS);
     for h in &hosts {
+        assert!(DISTROS.contains(&h.kind.as_str()), "{}: {}", h.name, h.kind);
         let name = &h.name;
         assert!(h.rootfs, "{name}: a distro host runs a root filesystem");
         let info = build_info(&lab, name);
-        // sshd: the distro's own, as its banner says.
+        // sshd: the distro's own, as its banner says (the release, 9.2 of
+        // 9.2p1: Debian's security updates may bump the portable suffix).
         let ssh_version = upstream(
             info["packages"]["openssh-server"]
                 .as_str()
                 .expect("openssh"),
         );
+        let release = ssh_version.split('p').next().unwrap_or_default();
         let b = banner(h);
         assert!(
-            b.starts_with(&format!("SSH-2.0-OpenSSH_{ssh_version} Debian")),
+            b.starts_with(&format!("SSH-2.0-OpenSSH_{release}p")) && b.contains(" Debian-"),
             "{name} ({}): banner {b:?}, built with OpenSSH {ssh_version}",
             h.kind
         );
@@ -180,6 +190,13 @@ fn lockout_is_rolled_back_on_every_distro() {
 #[test]
 fn a_killed_controller_is_restored_by_the_switch_on_every_distro() {
     killed_controller_restored_by_switch(&distro_lab());
+}
+
+/// The busy check holds on every distro: with util-linux's flock, and on
+/// the busybox host, which has no flock at all.
+#[test]
+fn concurrent_applies_never_orphan_a_switch_on_every_distro() {
+    concurrent_applies_never_orphan_a_switch(&distro_lab());
 }
 
 #[test]
