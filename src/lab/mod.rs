@@ -11,8 +11,12 @@
 //!   only cut that host off;
 //! - a mount and UTS namespace with overlays on /etc, /var, /root and tmpfs on
 //!   /run, /tmp, so each host has its own os-release, persisted rules,
-//!   backups, hostname and processes (see [`host`] for how it boots);
-//! - its own sshd with its own host key, listening on port 22.
+//!   backups, hostname and processes (see [`host`] for how it boots); or,
+//!   for a real distro (`--distros`, see [`rootfs`]), an overlay on its whole
+//!   `/` whose lower layer is that distro's cached root filesystem;
+//! - its own sshd with its own host key, listening on port 22, started after
+//!   the firewall loaders its init would run at boot (see [`loaders`]), so
+//!   `lab reboot` ([`reboot`]) meets persisted rules the way a real boot does.
 //!
 //! The lab dir D (default [`DEFAULT_DIR`]) holds `state.json` (see
 //! [`state`]), the client key `id_ed25519`, `known_hosts` with the real host

@@ -759,7 +759,8 @@ pub fn mirror_in(text: &str, deb822: bool) -> Option<String> {
     None
 }
 
-/// Remove entries moved aside by a refresh once no mount refers to them.
+/// Remove entries moved aside by a refresh once no host can be using
+/// them: no overlay names their path, old or current.
 fn remove_unused_old_entries(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -786,7 +787,18 @@ fn remove_unused_old_entries(dir: &Path) {
         }
     }
     for old in olds {
-        if !mounts.contains(&old.to_string_lossy().into_owned()) {
+        // An overlay's options keep the path its lower dir had when it was
+        // mounted: the entry's own name, now the new build's too. While any
+        // overlay names it, the old tree may be under a running host.
+        let name = old.file_name().map(|n| n.to_string_lossy().into_owned());
+        let original = name
+            .as_deref()
+            .and_then(|n| n.strip_prefix('.'))
+            .and_then(|n| n.split(".old-").next())
+            .map(|n| dir.join(n).to_string_lossy().into_owned());
+        let in_use = mounts.contains(&old.to_string_lossy().into_owned())
+            || original.is_none_or(|o| mounts.contains(&format!("lowerdir={o}/root")));
+        if !in_use {
             let _ = remove_tree(&old);
         }
     }
