@@ -18,6 +18,7 @@ use crate::apply::{
     killed_controller_restored_by_switch, lockout_rolls_back, second_run_is_ok,
 };
 use crate::audit::audit_and_check_are_read_only;
+use crate::lab::fault_helpers_work;
 use crate::support::*;
 
 /// Every kind with a real root filesystem.
@@ -173,6 +174,13 @@ fn every_distro_host_runs_its_own_userland() {
         hosts.len(),
         "{report}"
     );
+}
+
+/// The fault helpers work on distro hosts too (their sshd is the
+/// distro's, their root is not the machine's).
+#[test]
+fn fault_helpers_work_on_every_distro() {
+    fault_helpers_work(&distro_lab());
 }
 
 #[test]

@@ -418,57 +418,76 @@ fn forty_hosts_all_answer() {
 
 #[test]
 fn fault_helpers_cut_stop_and_rekey_a_host() {
-    let lab = Lab::up(1);
+    fault_helpers_work(&Lab::up(1));
+}
+
+/// The helpers fault tests use (cut the link, stop and start sshd, change
+/// the host key, exec_in) on every host of `lab`, all at once: a process
+/// started on the host lives on through all of it.
+pub(crate) fn fault_helpers_work(lab: &Lab) {
+    let hosts = lab.hosts();
+    thread::scope(|s| {
+        for h in &hosts {
+            s.spawn(move || fault_helpers_on(lab, &h.name));
+        }
+    });
+}
+
+fn fault_helpers_on(lab: &Lab, name: &str) {
+    // Detached without `setsid -f` (busybox's setsid has no -f), under a
+    // name of its own (`tail`: `sleep` is a busybox applet on busybox hosts,
+    // which would not answer to another name).
     ok_stdout(
         &lab.ssh(
-            "h001",
-            "setsid -f bash -c 'exec -a survivor sleep 300' >/dev/null 2>&1 < /dev/null",
+            name,
+            "bash -c \"nohup bash -c 'exec -a survivor tail -f /dev/null' >/dev/null 2>&1 </dev/null &\"",
         ),
         "start a process",
     );
-
-    // `setsid -f` returns before its child exists, let alone has exec'd
-    // as `survivor`: wait for it (bounded), never just look once.
+    // The SSH command returns before the process exists, let alone has
+    // exec'd as `survivor`: wait for it (bounded), never just look once.
     let survivor = lab
-        .wait_process("h001", "survivor", Duration::from_secs(10))
-        .expect("the process runs in h001")
+        .wait_process(name, "survivor", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{name}: the process does not run"))
         .pid;
     let alive = format!("kill -0 {survivor}");
 
-    lab.cut_link("h001");
-    let out = lab.ssh("h001", "true");
+    lab.cut_link(name);
+    let out = lab.ssh(name, "true");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("timed out"),
-        "a cut link drops packets: {}",
+        "{name}: a cut link drops packets: {}",
         show(&out)
     );
-    lab.restore_link("h001");
-    ok_stdout(&lab.ssh("h001", "true"), "ssh after restore_link");
+    lab.restore_link(name);
+    ok_stdout(&lab.ssh(name, "true"), "ssh after restore_link");
 
-    lab.stop_sshd("h001");
-    let out = lab.ssh("h001", "true");
+    lab.stop_sshd(name);
+    let out = lab.ssh(name, "true");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refused"),
-        "{}",
+        "{name}: {}",
         show(&out)
     );
     let status = rampart(&["lab", "status", "--dir", &lab.dir().to_string_lossy()]);
     assert_eq!(status.status.code(), Some(3), "{}", show(&status));
-    assert!(stdout(&status).contains("DOWN"));
-    lab.start_sshd("h001");
-    let out = lab.ssh("h001", &alive);
+    assert!(stdout(&status)
+        .lines()
+        .any(|l| l.starts_with(name) && l.ends_with("DOWN")));
+    lab.start_sshd(name);
+    let out = lab.ssh(name, &alive);
     ok_stdout(&out, "the host kept its processes across an sshd restart");
 
-    lab.change_host_key("h001");
-    let out = lab.ssh("h001", "true");
+    lab.change_host_key(name);
+    let out = lab.ssh(name, "true");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("HOST IDENTIFICATION HAS CHANGED"),
-        "{}",
+        "{name}: {}",
         show(&out)
     );
-    let out = lab.exec_in("h001", &["sh", "-c", &alive]);
+    let out = lab.exec_in(name, &["sh", "-c", &alive]);
     ok_stdout(&out, "exec_in does not need ssh");
 }
 
