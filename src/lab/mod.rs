@@ -922,6 +922,31 @@ mod tests {
     }
 
     #[test]
+    fn distros_name_real_root_filesystems_and_personalities_without_one() {
+        let list = |s: &str| Kind::parse_list(&[s.to_string()]);
+        let kinds = list("debian12,centos6,busybox").expect("valid kinds");
+        assert_eq!(
+            kinds,
+            [
+                Kind::Distro(Distro::Debian12),
+                Kind::Personality(Personality::Centos6),
+                Kind::Distro(Distro::Busybox)
+            ]
+        );
+        for bad in ["debian14", "debian12,debian12", "", "centos6,,x"] {
+            let e = list(bad).expect_err(bad).to_string();
+            assert!(e.starts_with("lab: "), "{bad}: {e}");
+        }
+        // state.json tells the real debian12 from the personality.
+        let real = serde_json::to_string(&Kind::Distro(Distro::Debian12)).expect("encode");
+        let persona =
+            serde_json::to_string(&Kind::Personality(Personality::Debian12)).expect("encode");
+        assert_eq!(real, r#"{"distro":"debian12"}"#);
+        assert_eq!(persona, r#"{"personality":"debian12"}"#);
+        assert_eq!(Kind::default_cycle().len(), 4);
+    }
+
+    #[test]
     fn inventory_lists_hosts_and_one_group_per_personality() {
         let state = LabState {
             version: state::STATE_VERSION,

@@ -502,7 +502,7 @@ COMMIT
 /// Short timeouts keep the tests quick (confirm >= 2 x connect + 5).
 pub const FAST: [&str; 4] = ["--connect-timeout", "2", "--confirm-timeout", "10"];
 
-/// The IPv6 twin of the seed: ipv6-icmp instead of icmp (SPEC §1).
+/// The IPv6 twin of the seed: ipv6-icmp instead of icmp (README, "Playbook").
 pub fn seed_v6() -> String {
     SEED_V4.replace("-p icmp -j", "-p ipv6-icmp -j")
 }
