@@ -741,10 +741,11 @@ pub fn reboot_summary(done: &[Rebooted], took: Duration) -> String {
         }
     }
     let failed = done.iter().filter(|r| r.outcome.is_err()).count();
+    let ok = done.len() - failed;
     let _ = writeln!(
         s,
-        "lab reboot: {} hosts rebooted in {:.1} s{}",
-        done.len() - failed,
+        "lab reboot: {ok} host{} rebooted in {:.1} s{}",
+        if ok == 1 { "" } else { "s" },
         took.as_secs_f64(),
         if failed > 0 {
             format!(", {failed} FAILED")

@@ -587,7 +587,8 @@ fn reboot_is_a_power_cycle_that_keeps_the_disk() {
     let other_keeper = rampart::lab::host::keeper(&state, "h002").expect("a keeper");
     let report = lab.reboot(&["h001"]);
     assert!(
-        report.contains("h001 (centos6): SSH answers") && report.contains("1 hosts rebooted"),
+        report.contains("h001 (centos6): SSH answers")
+            && report.contains("lab reboot: 1 host rebooted"),
         "{report}"
     );
     assert!(!rampart::lab::sys::alive(process.pid), "a process survived");
