@@ -1,9 +1,10 @@
 //! One lab host: its files, its boot, its loaders, its sshd.
 //!
 //! A host is a network namespace plus a mount and UTS namespace held open by
-//! a *keeper* process (`rampart-lab-init`: a bash waiting forever on a FIFO
-//! nobody writes to; not `sleep`, which is a busybox applet on busybox hosts
-//! and would refuse to run under another name). The keeper, not sshd, holds
+//! a *keeper* process (`rampart-lab-init`: a renamed `sleep infinity` on
+//! personality hosts; on distro hosts a bash waiting forever on a FIFO
+//! nobody writes to, since `sleep` is a busybox applet on busybox hosts and
+//! would refuse to run under another name). The keeper, not sshd, holds
 //! the namespaces so that a test can stop sshd and start it again in the
 //! very same host (same /etc, same /tmp, same running dead-man switch), or
 //! restart it with a new host key.
@@ -89,7 +90,6 @@ const BOOT: &str = r#"set -eu
 h=$1 name=$2 keeper=$3 tmpfs=$4 lower=$5
 shift 5
 echo $$ > "$h/keeper.pid"
-[ -p "$h/keeper.fifo" ] || mkfifo -m 0600 "$h/keeper.fifo"
 for w in "$@"; do [ -e "$h/etc-up/$w" ] || mknod "$h/etc-up/$w" c 0 0; done
 ip -batch "$h/net.batch"
 if [ -z "$lower" ]; then
@@ -126,6 +126,7 @@ else
   mkdir -m 1777 "$r/run/lock"
   mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$r/tmp"
   mount --bind "$h" "$r$h"
+  [ -p "$h/keeper.fifo" ] || mkfifo -m 0600 "$h/keeper.fifo"
   cd "$r"
   pivot_root . .
   umount -l .
@@ -134,6 +135,9 @@ fi
 mkdir -p -m 0755 /run/sshd
 echo "$name" > /proc/sys/kernel/hostname
 : > "$h/booted"
+if [ -z "$lower" ]; then
+  exec -a "$keeper" sleep infinity
+fi
 exec -a "$keeper" bash -c 'read -r _ <> "$0"' "$h/keeper.fifo"
 "#;
 

@@ -254,14 +254,24 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8
 
 /// Wait for `child` until `timeout`; on timeout kill and reap it and return None.
 pub fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
             Ok(None) if Instant::now() < deadline => {
                 thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
+                // Most commands here take milliseconds (ip, ssh-keygen,
+                // nsenter): look often at first, then rarely. Each host's
+                // boot waits for several, one after the other, so coarse
+                // looks add up to seconds over a lab of hundreds.
+                let cap = if start.elapsed() < Duration::from_secs(1) {
+                    Duration::from_millis(4)
+                } else {
+                    Duration::from_millis(50)
+                };
+                pause = (pause * 2).min(cap);
             }
             _ => {
                 let _ = child.kill();
