@@ -307,17 +307,14 @@ fn applied_rules_survive_a_reboot(lab: &Lab) {
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let out = run("apply", &playbook("baseline.yml"), &lab.inventory(), &[]);
     assert_eq!(code(&out), 0, "{}", show(&out));
-    let keepers: Vec<u32> = hosts
+    let keepers: Vec<Pid> = hosts
         .iter()
-        .map(|h| rampart::lab::host::keeper(&lab.state(), &h.name).expect("a keeper"))
+        .map(|h| Pid::of(rampart::lab::host::keeper(&lab.state(), &h.name).expect("a keeper")))
         .collect();
     let booted = lab.reboot(&names);
     for (h, old) in hosts.iter().zip(keepers) {
         let name = &h.name;
-        assert!(
-            !rampart::lab::sys::alive(old),
-            "{name}: its old keeper survived the reboot"
-        );
+        assert!(!old.alive(), "{name}: its old keeper survived the reboot");
         let (v4, v6) = live_both(lab, name);
         if rules_back_after_reboot(&h.kind) {
             assert_eq!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rampart::lab::{net, LabState};
 
-use crate::support::{rampart, reap_stale_labs, show, stdout, Lab, TEST_ROOT};
+use crate::support::{rampart, reap_stale_labs, show, stdout, Lab, Pid, TEST_ROOT};
 
 fn ok_stdout(out: &std::process::Output, what: &str) -> String {
     assert!(out.status.success(), "{what}:\n{}", show(out));
@@ -252,21 +252,18 @@ fn down_removes_every_namespace_link_process_mount_and_file() {
     let state = lab.state();
     let k = state.index.expect("an index");
     let dir = lab.dir().to_path_buf();
-    let pids: Vec<u32> = lab
+    let pids: Vec<Pid> = lab
         .hosts()
         .iter()
         .flat_map(|h| lab.host_processes(&h.name))
-        .map(|p| p.pid)
+        .map(|p| Pid::of(p.pid))
         .collect();
     assert!(pids.len() >= 3, "every host runs sshd");
     let out = lab.down();
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(leftovers(k, &dir), Vec::<String>::new());
     for pid in pids {
-        assert!(
-            !rampart::lab::sys::alive(pid),
-            "pid {pid} survived lab down"
-        );
+        assert!(!pid.alive(), "{pid:?} survived lab down");
     }
     // Idempotent.
     let again = rampart(&["lab", "down", "--dir", &dir.to_string_lossy()]);
@@ -302,10 +299,10 @@ fn down_after_a_crash_finds_the_lab_by_its_index_and_bridge_label() {
 fn up_over_a_half_built_lab_rebuilds_it() {
     let lab = Lab::up(3);
     let old = lab.state();
-    let old_keepers: Vec<u32> = old
+    let old_keepers: Vec<Pid> = old
         .hosts
         .iter()
-        .map(|h| rampart::lab::host::keeper(&old, &h.name).expect("a keeper"))
+        .map(|h| Pid::of(rampart::lab::host::keeper(&old, &h.name).expect("a keeper")))
         .collect();
     // Break it in several ways: a dead sshd, a host without processes or
     // namespace, a missing key, an incomplete state.
@@ -332,10 +329,7 @@ fn up_over_a_half_built_lab_rebuilds_it() {
         assert_eq!(ok_stdout(&out, "ssh after rebuild").trim(), h.name);
     }
     for p in old_keepers {
-        assert!(
-            !rampart::lab::sys::alive(p),
-            "old host process {p} survived"
-        );
+        assert!(!p.alive(), "old host process {p:?} survived");
     }
     let k = new.index.expect("an index");
     assert_eq!(net::netns_of(k).len(), 3);
@@ -579,11 +573,13 @@ fn reboot_is_a_power_cycle_that_keeps_the_disk() {
         .exec_in("h001", &["sh", "-c", "iptables-legacy-save 2>/dev/null"])
         .stdout;
     let had_legacy = String::from_utf8_lossy(&legacy).contains("--dport 7");
-    let process = lab
-        .wait_process("h001", &token, Duration::from_secs(10))
-        .expect("the process runs");
+    let process = Pid::of(
+        lab.wait_process("h001", &token, Duration::from_secs(10))
+            .expect("the process runs")
+            .pid,
+    );
     let state = lab.state();
-    let old_keeper = rampart::lab::host::keeper(&state, "h001").expect("a keeper");
+    let old_keeper = Pid::of(rampart::lab::host::keeper(&state, "h001").expect("a keeper"));
     let other_keeper = rampart::lab::host::keeper(&state, "h002").expect("a keeper");
     let report = lab.reboot(&["h001"]);
     assert!(
@@ -591,10 +587,10 @@ fn reboot_is_a_power_cycle_that_keeps_the_disk() {
             && report.contains("lab reboot: 1 host rebooted"),
         "{report}"
     );
-    assert!(!rampart::lab::sys::alive(process.pid), "a process survived");
-    assert!(!rampart::lab::sys::alive(old_keeper), "the keeper survived");
+    assert!(!process.alive(), "a process survived");
+    assert!(!old_keeper.alive(), "the keeper survived");
     let new_keeper = rampart::lab::host::keeper(&lab.state(), "h001").expect("a new keeper");
-    assert_ne!(new_keeper, old_keeper);
+    assert_ne!(Pid::of(new_keeper), old_keeper);
     assert_eq!(
         rampart::lab::host::keeper(&lab.state(), "h002").expect("h002's keeper"),
         other_keeper,

@@ -60,6 +60,31 @@ pub struct HostProcess {
     pub cmdline: String,
 }
 
+/// One process for good: its pid and its start time. This machine's pids
+/// wrap at 32768, and tests start processes by the thousand, so "pid P is
+/// alive" seconds later may well be about another process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pid {
+    pub pid: u32,
+    pub start: Option<u64>,
+}
+
+impl Pid {
+    pub fn of(pid: u32) -> Pid {
+        Pid {
+            pid,
+            start: rampart::lab::sys::start_time(pid),
+        }
+    }
+
+    /// Whether this very process still runs (a zombie does not).
+    pub fn alive(&self) -> bool {
+        rampart::lab::sys::alive(self.pid)
+            && self.start.is_some()
+            && rampart::lab::sys::start_time(self.pid) == self.start
+    }
+}
+
 /// A lab of real hosts for one test; removed on drop.
 #[derive(Debug)]
 pub struct Lab {
