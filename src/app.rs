@@ -1,5 +1,5 @@
 //! Dispatch of the commands: load inputs, call the layer that does the work,
-//! return the exit code of SPEC §5. For `apply`/`audit` this is where the
+//! return the exit code (docs/design.md, "Exit codes"). For `apply`/`audit` this is where the
 //! layers meet: inputs are loaded and checked (bad input ends here, before
 //! any host is contacted), the engine runs on a tokio runtime with the SSH
 //! transport, and the report layer shows its events and results.
@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Cli, Command, LabCommand, RunArgs};
+use crate::cli::{Cli, Command, InventoryArgs, LabCommand, ReportCommand, RunArgs};
 use crate::converge::{runner, Event, Job, RunConfig, Serial};
 use crate::error::{Error, Result};
-use crate::inventory::Inventory;
+use crate::inventory::{Host, Inventory, LoadOptions, Shard, SshConfigChoice};
 use crate::playbook::Playbook;
-use crate::remote::{ConnectOptions, Password, SshConnector};
+use crate::remote::{ConnectOptions, Password, Reach, SshConnector};
 use crate::report::{self, RunSummary};
 
 pub fn run(cli: Cli) -> Result<u8> {
@@ -21,7 +21,26 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Apply(args) => run_fleet_command(args, false),
         Command::Audit(args) => run_fleet_command(args, true),
         Command::Render(args) => crate::playbook::cli_render(&args),
-        Command::Inventory(args) => crate::inventory::cli(&args),
+        Command::Inventory(args) => inventory_command(&args),
+        Command::Report(args) => match &args.command {
+            ReportCommand::Merge(m) => report::merge::cli(m),
+        },
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "rampart", &mut script);
+            report::print(&script)?;
+            Ok(crate::exit::OK)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(|e| Error::io("rendering the man page", e))?;
+            report::print(&page)?;
+            Ok(crate::exit::OK)
+        }
         Command::Lab(args) => lab_command(args.command),
     }
 }
@@ -107,6 +126,77 @@ fn lab_command(cmd: LabCommand) -> Result<u8> {
     }
 }
 
+/// Load the inventory as the command line asks, and show its warnings
+/// (once per run: unused Ansible variables, ssh_config lines not honoured).
+fn load_inventory(
+    path: &std::path::Path,
+    ssh_config: Option<&std::path::Path>,
+) -> Result<Inventory> {
+    let opts = LoadOptions {
+        ssh_config: ssh_config.map(SshConfigChoice::from_arg),
+    };
+    let inventory = Inventory::load_with(path, &opts)?;
+    for w in &inventory.warnings {
+        report::warn(w);
+    }
+    Ok(inventory)
+}
+
+/// `--limit`, then `--shard`: the shards of any selection cover it exactly once.
+fn select<'a>(
+    inventory: &'a Inventory,
+    limit: Option<&str>,
+    shard: Option<Shard>,
+) -> Result<Vec<&'a Host>> {
+    let hosts = inventory.select(limit)?;
+    let Some(shard) = shard else {
+        return Ok(hosts);
+    };
+    let total = hosts.len();
+    let mine: Vec<&Host> = hosts
+        .into_iter()
+        .filter(|h| shard.contains(h.name()))
+        .collect();
+    if mine.is_empty() {
+        report::note(&format!(
+            "shard {shard} holds none of the {total} selected host(s): nothing to do"
+        ));
+    }
+    Ok(mine)
+}
+
+/// `rampart inventory`: the resolved hosts, and with `--playbook` the plays
+/// of each. The playbook is the app layer's business: the inventory layer
+/// knows nothing of plays.
+fn inventory_command(args: &InventoryArgs) -> Result<u8> {
+    let inv = load_inventory(&args.inventory, args.ssh_config.as_deref())?;
+    let hosts = select(&inv, args.limit.as_deref(), args.shard)?;
+    let playbook = match &args.playbook {
+        Some(p) => Some(Playbook::load(p)?),
+        None => None,
+    };
+    if let Some(pb) = &playbook {
+        for w in pb.unknown_host_names(&inv) {
+            report::warn(&w.to_string());
+        }
+    }
+    let plays = playbook.as_ref().map(|pb| {
+        hosts
+            .iter()
+            .map(|h| pb.plan(&inv, h).map(|p| p.plays).unwrap_or_default())
+            .collect()
+    });
+    let listing = report::inventory::Listing {
+        inventory: &inv.path,
+        playbook: args.playbook.as_deref(),
+        hosts,
+        plays,
+    };
+    let out = report::inventory::render(&listing, args.format)?;
+    report::print(out.as_bytes())?;
+    Ok(crate::exit::OK)
+}
+
 /// Passwords read once per run, by environment variable name.
 fn password_for(
     var: &str,
@@ -130,11 +220,23 @@ fn password_for(
     Ok(pw)
 }
 
+/// Fill the password of a host (or jump) that authenticates with one.
+fn fill_password(
+    reach: &mut Reach,
+    cache: &mut std::collections::BTreeMap<String, String>,
+    ask: bool,
+) -> Result<()> {
+    if let Some(var) = &reach.password_env {
+        reach.password = Some(Password::new(password_for(var, cache, ask)?));
+    }
+    Ok(())
+}
+
 /// Everything decided before any host is contacted: bad input ends here.
 pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, ConnectOptions)> {
-    let inventory = Inventory::load(&args.inventory)?;
+    let inventory = load_inventory(&args.inventory, args.ssh_config.as_deref())?;
     let playbook = Playbook::load(&args.playbook)?;
-    let hosts = inventory.select(args.limit.as_deref())?;
+    let hosts = select(&inventory, args.limit.as_deref(), args.shard)?;
     let serial = args
         .serial
         .as_deref()
@@ -165,17 +267,27 @@ pub fn prepare(args: &RunArgs, audit: bool) -> Result<(Vec<Job>, RunConfig, Conn
             continue;
         };
         let mut reach = host.reach.clone();
-        if let Some(var) = &reach.password_env {
-            reach.password = Some(Password::new(password_for(
-                var,
-                &mut passwords,
-                args.ask_pass,
-            )?));
+        fill_password(&mut reach, &mut passwords, args.ask_pass)?;
+        for jump in &mut reach.jumps {
+            fill_password(jump, &mut passwords, args.ask_pass)?;
+        }
+        // An ssh_config ConnectTimeout for this host takes the place of
+        // --connect-timeout, and the switch must still outlast a confirmation.
+        let connect_timeout = reach.connect_timeout.unwrap_or(connect_timeout);
+        if confirm_timeout < connect_timeout * 2 + Duration::from_secs(5) {
+            return Err(Error::Usage(format!(
+                "--confirm-timeout {}s is too short for host {}, whose ConnectTimeout is {}s (ssh_config): it must be at least 2 x connect timeout + 5s ({}s)",
+                args.confirm_timeout,
+                reach.name,
+                connect_timeout.as_secs(),
+                connect_timeout.as_secs() * 2 + 5
+            )));
         }
         jobs.push(Job {
             reach,
             plan,
             check: audit || args.check,
+            predict: !args.no_predict,
             confirm_timeout,
             connect_timeout,
         });
@@ -212,7 +324,9 @@ fn run_fleet_command(args: RunArgs, audit: bool) -> Result<u8> {
             report::progress::Mode::detect(),
         ));
         let signals = spawn_signal_watch(Arc::clone(&stop), tx.clone());
-        let connector = Arc::new(SshConnector::new(opts));
+        // A jump session carries the connections of the hosts in flight
+        // behind it: at most two each (A, and B while confirming).
+        let connector = Arc::new(SshConnector::new(opts).with_jump_channels(cfg.forks * 2));
         let reports = runner::run_fleet(jobs, cfg, connector, tx, stop).await;
         // The watcher holds a sender: end it so the reporter sees the channel close.
         signals.abort();
@@ -225,6 +339,7 @@ fn run_fleet_command(args: RunArgs, audit: bool) -> Result<u8> {
         playbook: args.playbook.display().to_string(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         check,
+        shard: args.shard,
     };
     report::finish(&summary, &reports, &args)?;
     Ok(report::exit_code(&reports))

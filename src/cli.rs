@@ -1,6 +1,10 @@
 //! The command line, and nothing else: clap's derive types for every command
-//! and flag of SPEC §4. No behaviour lives here, so the whole surface of the
-//! tool can be read in one file.
+//! and flag. No behaviour lives here, so the whole surface of the tool can be
+//! read in one file.
+//!
+//! Flags a CI job tends to set once for every step (`--forks`, the timeouts,
+//! `--format`) can also come from `RAMPART_*` environment variables; a flag
+//! on the command line beats the variable.
 
 use std::path::PathBuf;
 
@@ -22,8 +26,17 @@ pub enum Command {
     Audit(RunArgs),
     /// Print the iptables-restore input for one host, offline.
     Render(RenderArgs),
-    /// List the resolved hosts and the plays that match them, offline.
+    /// List the resolved hosts (how each is reached, and why), offline.
     Inventory(InventoryArgs),
+    /// Work on JSON reports of earlier runs (merge the shards of a CI matrix).
+    Report(ReportArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout: `rampart man > rampart.1`.
+    Man,
     /// A local throwaway fleet of namespaced hosts (Linux, root).
     Lab(LabArgs),
 }
@@ -46,8 +59,15 @@ pub struct RunArgs {
     /// Host names, group names, globs and !exclusions, comma-separated.
     #[arg(short = 'l', long)]
     pub limit: Option<String>,
+    /// Only the K-th of N stable parts of the selected hosts (by a hash of
+    /// the name), so that N CI jobs cover the fleet exactly once.
+    #[arg(long, value_name = "K/N", value_parser = crate::inventory::Shard::parse)]
+    pub shard: Option<crate::inventory::Shard>,
+    /// OpenSSH client config to read (default ~/.ssh/config when it exists); `none`: read none.
+    #[arg(long, value_name = "PATH|none")]
+    pub ssh_config: Option<PathBuf>,
     /// How many hosts are worked on at once.
-    #[arg(short = 'f', long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    #[arg(short = 'f', long, env = "RAMPART_FORKS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
     pub forks: u32,
     /// Change nothing: report what would change (drift).
     #[arg(long)]
@@ -56,13 +76,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub diff: bool,
     /// Report format on stdout.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(long, value_enum, env = "RAMPART_FORMAT", default_value_t = Format::Human)]
     pub format: Format,
     /// Seconds before the dead-man switch restores the previous rules.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    #[arg(long, env = "RAMPART_CONFIRM_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub confirm_timeout: u64,
-    /// Seconds allowed for the TCP connect and the SSH handshake.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    /// Seconds allowed for the TCP connect and the SSH handshake (an
+    /// ssh_config ConnectTimeout for a host takes its place for that host).
+    #[arg(long, env = "RAMPART_CONNECT_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub connect_timeout: u64,
     /// Trust and record the key of a host not yet in known_hosts (a changed key always fails).
     #[arg(long)]
@@ -76,9 +97,14 @@ pub struct RunArgs {
     /// Also write a JUnit XML report here: one testcase per host.
     #[arg(long)]
     pub junit: Option<PathBuf>,
-    /// Ask once for the SSH password of hosts that use password_env.
+    /// Ask once (on the terminal, without echo) for the SSH password of
+    /// hosts that use password_env and whose variable is not set.
     #[arg(long)]
     pub ask_pass: bool,
+    /// Do not predict a lockout before applying (the new rules are then
+    /// tried for real, and rolled back if a fresh connection fails).
+    #[arg(long)]
+    pub no_predict: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -100,11 +126,46 @@ pub struct InventoryArgs {
     pub inventory: PathBuf,
     #[arg(short = 'l', long)]
     pub limit: Option<String>,
+    /// Only the K-th of N parts of the selected hosts (see `apply --shard`).
+    #[arg(long, value_name = "K/N", value_parser = crate::inventory::Shard::parse)]
+    pub shard: Option<crate::inventory::Shard>,
+    /// OpenSSH client config to read (default ~/.ssh/config when it exists); `none`: read none.
+    #[arg(long, value_name = "PATH|none")]
+    pub ssh_config: Option<PathBuf>,
     /// Also show which plays of this playbook match each host.
     #[arg(long)]
     pub playbook: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(long, value_enum, env = "RAMPART_FORMAT", default_value_t = Format::Human)]
     pub format: Format,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: ReportCommand,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum ReportCommand {
+    /// Combine the JSON reports of the shards of one run into one report
+    /// and one exit code.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MergeArgs {
+    /// JSON reports (`--format json` output of apply/audit), one per shard.
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Also write a JUnit XML report of the merged run here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Format of the merged report on stdout.
+    #[arg(long, value_enum, env = "RAMPART_FORMAT", default_value_t = Format::Human)]
+    pub format: Format,
+    /// Show each host's diff in the human report.
+    #[arg(long)]
+    pub diff: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,10 +1,10 @@
 //! What the engine tells the world: per-host reports and progress events.
 //! The engine never prints; [`crate::report`] turns these into output.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A host's outcome (SPEC §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -39,13 +39,17 @@ impl Status {
 }
 
 /// The step a host is in (progress) or where it failed (report).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     Connect,
     Facts,
     Diff,
+    Canon,
+    Predict,
     Test,
+    Backup,
+    Arm,
     Apply,
     Confirm,
     Verify,
@@ -60,7 +64,11 @@ impl Step {
             Step::Connect => "connect",
             Step::Facts => "facts",
             Step::Diff => "diff",
+            Step::Canon => "canon",
+            Step::Predict => "predict",
             Step::Test => "test",
+            Step::Backup => "backup",
+            Step::Arm => "arm",
             Step::Apply => "apply",
             Step::Confirm => "confirm",
             Step::Verify => "verify",
@@ -71,8 +79,9 @@ impl Step {
     }
 }
 
-/// One host's entry in the report (SPEC §5).
-#[derive(Debug, Clone, Serialize)]
+/// One host's entry in the report (SPEC §5). Deserialize: `rampart report
+/// merge` reads the JSON reports of shards back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostReport {
     pub name: String,
     pub address: String,

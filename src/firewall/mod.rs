@@ -15,6 +15,8 @@
 //!   preserved chains and the jumps into them.
 //! - [`diff`]: desired vs live (filter table only; counters and comment lines ignored).
 //! - [`listing::parse_list`]: `iptables -L -n [-v] [--line-numbers]` -> a listing.
+//! - [`evaluate`]: ruleset + chain + [`Packet`] -> the [`Verdict`] and the
+//!   rule or policy that decides it (lockout prediction).
 //!
 //! Canonical form: every Rule is stored as `iptables-save` (1.8.x) prints it,
 //! so verification is text equality: `-A CHAIN [!] -s [!] -d [!] -i [!] -o
@@ -28,15 +30,28 @@
 //! `--mask`, `--rsource`) and REJECT's default `--reject-with` added per
 //! family ([`Rule::for_family`]); `--comment`/`--log-prefix` quoted exactly
 //! when `xtables_save_string` quotes. Modules not known are kept verbatim.
+//! [`Rule::canon_certain`] says whether a rule's offline form is exactly
+//! what every supported iptables (1.8.7, 1.8.9, 1.8.11; legacy and
+//! nf_tables) prints; for the others the host decides: [`canon_probe`],
+//! the canon step (src/remote/scripts/canon.sh) and [`host_canonical`] load the desired table into a
+//! throwaway network namespace on the host and pair what it prints with the
+//! desired rules.
 //!
 //! Layout: `model` (the types), `parse` (text -> model), `canon` (what
 //! iptables-save prints for each known module), `services` (the seed's port
 //! table), `baseline` (the seed's protections -> `desired`), `render`,
-//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`).
+//! `preserve` (Docker/fail2ban chains), `diff`, `listing` (`iptables -L`),
+//! `hostcanon` (the host's own canonical form), `corpus` (tests against
+//! what real iptables versions print), `eval` (a packet through the
+//! filter table).
 
 mod baseline;
 mod canon;
+#[cfg(test)]
+mod corpus;
 mod diff;
+pub mod eval;
+mod hostcanon;
 pub mod listing;
 mod model;
 mod parse;
@@ -49,14 +64,18 @@ mod tests;
 
 pub use baseline::{allow_rule, baseline_rules, desired};
 pub use diff::diff;
+pub use eval::{
+    evaluate, CtState, Decider, Evaluation, Hit, Iface, Packet, Ports, RuleRef, TcpFlags, Verdict,
+};
+pub use hostcanon::{canon_probe, host_canonical, HostCanon, HOST_CANON_MARKER};
 pub use listing::{listing_matches, parse_list, Listing};
 pub use model::{
     builtin_chains, cidr_to_string, mask_cidr, parse_cidr, Arg, Chain, Match, Neg, Opt, Rule,
     Ruleset, Table, Target,
 };
 pub use parse::parse_save;
-pub use preserve::{glob_match, with_preserved};
-pub use render::{render, render_table};
+pub use preserve::{glob_match, preserved_chains, with_preserved, without_preserved};
+pub use render::{render, render_noted, render_table, uncertain_note};
 pub use services::{service_port, SERVICES};
 pub use spec::*;
 

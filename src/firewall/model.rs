@@ -194,6 +194,11 @@ impl Rule {
         self.proto.as_ref()
     }
 
+    /// `-f`: Some(false) for `-f`, Some(true) for `! -f`.
+    pub fn fragment(&self) -> Option<bool> {
+        self.fragment
+    }
+
     /// The `-m` modules in order.
     pub fn matches(&self) -> &[Match] {
         &self.matches
@@ -238,21 +243,58 @@ impl Rule {
             Some("ipv6-icmp") => v6 = true,
             _ => {}
         }
+        // `-f` exists in iptables only (ip6tables has the frag match).
+        if self.fragment.is_some() {
+            v4 = true;
+        }
+        // An address argument: IPv6 ones have a colon.
+        let addr = |text: &str, v4: &mut bool, v6: &mut bool| {
+            if text.contains(':') {
+                *v6 = true;
+            } else if text.contains('.') {
+                *v4 = true;
+            }
+        };
         for m in &self.matches {
             match m.name.as_str() {
-                "icmp" => v4 = true,
-                "icmp6" => v6 = true,
+                "icmp" | "ttl" => v4 = true,
+                "icmp6" | "hl" | "frag" | "rt" | "hbh" | "dst" | "mh" | "ipv6header" | "eui64"
+                | "srh" => v6 = true,
                 _ => {}
+            }
+            for o in &m.opts {
+                let first = o.args.first().map(|a| a.text.as_str()).unwrap_or("");
+                match (m.name.as_str(), o.name.as_str()) {
+                    ("iprange", "--src-range" | "--dst-range")
+                    | (
+                        "conntrack",
+                        "--ctorigsrc" | "--ctorigdst" | "--ctreplsrc" | "--ctrepldst",
+                    ) => addr(first, &mut v4, &mut v6),
+                    // Prefix lengths past 32 exist in IPv6 only.
+                    (
+                        "connlimit" | "hashlimit",
+                        "--connlimit-mask" | "--hashlimit-srcmask" | "--hashlimit-dstmask",
+                    ) if first.parse::<u8>().is_ok_and(|n| n > 32) => v6 = true,
+                    // The kernel refuses BROADCAST for IPv6 (there is none).
+                    ("addrtype", "--src-type" | "--dst-type") if first.contains("BROADCAST") => {
+                        v4 = true
+                    }
+                    _ => {}
+                }
             }
         }
         if let Some(t) = &self.target {
             if t.name == "REJECT" {
                 for o in &t.opts {
                     if let Some(a) = o.args.first() {
-                        if a.text.starts_with("icmp6-") {
-                            v6 = true;
-                        } else if a.text.starts_with("icmp-") {
-                            v4 = true;
+                        match a.text.as_str() {
+                            t if t.starts_with("icmp6-") => v6 = true,
+                            t if t.starts_with("icmp-") => v4 = true,
+                            // Aliases only one of the two knows.
+                            "net-unreach" | "host-unreach" | "proto-unreach" | "net-prohib"
+                            | "host-prohib" | "admin-prohib" => v4 = true,
+                            "no-route" | "adm-prohibited" | "addr-unreach" => v6 = true,
+                            _ => {}
                         }
                     }
                 }

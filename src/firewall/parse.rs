@@ -9,20 +9,11 @@
 //!   structurally sound is accepted, unknown modules are kept verbatim, and
 //!   only text that cannot be iptables-save output is an error.
 
-use super::canon;
+use super::canon::{self, Tok};
 use super::model::{parse_cidr, Chain, Match, Neg, Rule, Ruleset, Table, Target};
 use super::services::canonical_proto;
 use super::spec::{Family, Policy};
 use super::{ParseError, RuleError};
-
-/// One token of a rule line: its text with quotes and escapes removed,
-/// whether any part of it was quoted, and its 0-based char offset.
-#[derive(Debug, Clone)]
-pub(crate) struct Tok {
-    pub text: String,
-    pub quoted: bool,
-    pub start: usize,
-}
 
 /// Characters refused outside double quotes in a playbook's raw rule: they
 /// mean nothing to iptables-restore, so their presence means the text was
@@ -242,9 +233,12 @@ pub(crate) fn parse_rule(line: &str, strict: bool) -> Result<Rule, RuleError> {
             "-p" | "--protocol" => {
                 let a = arg(i)?;
                 dup(rule.proto.is_some())?;
+                // A host's dump is already canonical and only the host knows
+                // how it names protocols (1.8.11 prints `47` where 1.8.9
+                // prints `gre`): keep it as printed.
                 let p = match canonical_proto(&a.text) {
+                    _ if !strict && !a.text.is_empty() => a.text.clone(),
                     Some(p) => p,
-                    None if !strict && !a.text.is_empty() => a.text.clone(),
                     None => return rerr(a.start, format!("unknown protocol {:?}", a.text)),
                 };
                 if p != "all" || negated {
@@ -452,6 +446,8 @@ pub(crate) fn check_proto_requirements(rule: &Rule) -> Result<(), RuleError> {
         let needs: &[&str] = match m.name.as_str() {
             "tcp" => &["tcp"],
             "udp" => &["udp"],
+            "sctp" => &["sctp"],
+            "dccp" => &["dccp"],
             "multiport" => &["tcp", "udp", "udplite", "sctp", "dccp"],
             _ => continue,
         };

@@ -109,6 +109,29 @@ pub fn with_preserved(desired: &Ruleset, live: &Ruleset, patterns: &[String]) ->
     out
 }
 
+/// The part of `rs` rampart manages: its filter table without the
+/// preserved chains (those matching `patterns`, or named in `keep`) and
+/// without the rules of built-in chains that jump to them. The same cut as
+/// `rp_managed` of the remote scripts makes on a host (docs/design.md,
+/// "The transaction"), so that two rulesets compare equal here exactly
+/// when the host's own check finds them equal.
+pub fn without_preserved(rs: &Ruleset, patterns: &[String], keep: &[String]) -> Ruleset {
+    let kept =
+        |name: &str| keep.iter().any(|k| k == name) || patterns.iter().any(|p| glob_match(p, name));
+    let mut filter = rs
+        .table("filter")
+        .cloned()
+        .unwrap_or_else(Table::default_filter);
+    filter.chains.retain(|c| c.is_builtin() || !kept(&c.name));
+    for c in filter.chains.iter_mut().filter(|c| c.is_builtin()) {
+        c.rules.retain(|r| !r.target_name().is_some_and(kept));
+    }
+    Ruleset {
+        family: rs.family,
+        tables: vec![filter],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,3 +55,44 @@ pub fn render_table(table: &Table) -> String {
 pub fn render(rs: &Ruleset) -> String {
     render_table(&rs.filter_or_default())
 }
+
+/// At most this many rules are named in the note of [`render_noted`].
+const NOTE_RULES: usize = 3;
+
+/// One comment line saying which rules of the filter table `rs` a host may
+/// print differently from this rendering (their offline canonical form is
+/// not certain, see [`super::Rule::canon_certain`]), or None when every rule
+/// is certain. rampart asks the host itself for those rules' form when it
+/// converges, so this is only a warning about the text shown offline.
+pub fn uncertain_note(rs: &Ruleset) -> Option<String> {
+    let table = rs.filter_or_default();
+    let uncertain: Vec<String> = table
+        .chains_in_save_order()
+        .iter()
+        .flat_map(|c| c.rules.iter())
+        .filter(|r| !r.canon_certain())
+        .map(|r| r.to_line())
+        .collect();
+    if uncertain.is_empty() {
+        return None;
+    }
+    let mut named = uncertain[..uncertain.len().min(NOTE_RULES)].join("; ");
+    if uncertain.len() > NOTE_RULES {
+        named.push_str(&format!("; and {} more", uncertain.len() - NOTE_RULES));
+    }
+    let n = uncertain.len();
+    Some(format!(
+        "# rampart: {n} rule{} may be printed differently by the host's iptables, which decides their final form: {}",
+        if n == 1 { "" } else { "s" },
+        named.replace('\n', " ")
+    ))
+}
+
+/// [`render`] for people (`rampart render`): the same text, preceded by the
+/// [`uncertain_note`] line when there is one (iptables-restore ignores it).
+pub fn render_noted(rs: &Ruleset) -> String {
+    match uncertain_note(rs) {
+        Some(note) => format!("{note}\n{}", render(rs)),
+        None => render(rs),
+    }
+}

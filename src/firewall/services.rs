@@ -65,12 +65,13 @@ pub(crate) fn port_number(text: &str) -> Option<u16> {
 
 /// Protocol names as iptables-save prints them, by number. `icmpv6` is an
 /// input alias of `ipv6-icmp` (what ip6tables-save prints for 58).
-const PROTOCOLS: &[(&str, u8)] = &[
+pub(crate) const PROTOCOLS: &[(&str, u8)] = &[
     ("icmp", 1),
     ("igmp", 2),
     ("ipencap", 4),
     ("tcp", 6),
     ("udp", 17),
+    ("dccp", 33),
     ("ipv6", 41),
     ("gre", 47),
     ("esp", 50),
@@ -78,6 +79,7 @@ const PROTOCOLS: &[(&str, u8)] = &[
     ("ipv6-icmp", 58),
     ("ospf", 89),
     ("ipip", 94),
+    ("ipcomp", 108),
     ("pim", 103),
     ("vrrp", 112),
     ("l2tp", 115),

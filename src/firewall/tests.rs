@@ -93,6 +93,35 @@ fn golden_seed_render_v6() {
 }
 
 #[test]
+fn render_notes_rules_a_host_may_print_differently() {
+    // The seed's baseline is certain: no note, the seed's file exactly.
+    for (f, golden) in [(Family::V4, SEED_V4), (Family::V6, SEED_V6)] {
+        let want = desired(&seed_spec(), f);
+        assert_eq!(uncertain_note(&want), None);
+        assert_eq!(render_noted(&want), golden);
+    }
+    let mut spec = seed_spec();
+    spec.rules = [
+        "-A OUTPUT -m owner --uid-owner root -j ACCEPT",
+        "-A INPUT -p tcp --syn --dport 22 -m connlimit --connlimit-above 3 -j REJECT",
+        "-A INPUT -p gre -j ACCEPT",
+    ]
+    .iter()
+    .map(|l| Rule::parse(l).unwrap_or_else(|e| panic!("{e}")))
+    .collect();
+    let text = render_noted(&desired(&spec, Family::V4));
+    let (note, rest) = text.split_once('\n').unwrap_or_default();
+    assert_eq!(
+        note,
+        "# rampart: 2 rules may be printed differently by the host's iptables, which decides their final form: -A INPUT -p gre -j ACCEPT; -A OUTPUT -m owner --uid-owner root -j ACCEPT"
+    );
+    assert_eq!(rest, render(&desired(&spec, Family::V4)));
+    assert!(rest.contains(
+        "--connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with icmp-port-unreachable"
+    ));
+}
+
+#[test]
 fn golden_seed_save_equals_desired() {
     let live = parse_ok(SEED_SAVE, Family::V4);
     let want = desired(&seed_spec(), Family::V4);
@@ -363,7 +392,8 @@ fn rule_errors_carry_offsets() {
         ("-A INPUT -p tcp --dport", 23),
         ("-A INPUT -s", 11),
         ("-A INPUT -p tcp --dport 70000 -j ACCEPT", 24),
-        ("-A INPUT -p tcp --dport nosuch -j ACCEPT", 24),
+        ("-A INPUT -p tcp --dport 22x -j ACCEPT", 24),
+        ("-A INPUT -p tcp --dport ssh:22:23 -j ACCEPT", 24),
         ("-A INPUT -p tcp --dport 90:80 -j ACCEPT", 24),
         ("-A INPUT -s 300.1.1.1 -j ACCEPT", 12),
         ("-A INPUT -s example.com -j ACCEPT", 12),

@@ -1,25 +1,34 @@
-//! Ansible inventories, INI and YAML, read into the same [`Host`]s as the
+//! Ansible inventories, INI and YAML, read into the same hosts as the
 //! native format, so users bring the inventory they already have.
 //!
-//! Only the connection variables rampart needs are read: `ansible_host`,
-//! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
-//! `ansible_become` (and the old `ansible_ssh_host` / `_port` / `_user`
-//! spellings). Every other variable is ignored. Passwords in inventories
-//! (`ansible_password`, `ansible_ssh_pass`, `ansible_become_password`) are
-//! rejected with a position: rampart takes passwords only from an
+//! The connection variables rampart uses: `ansible_host`, `ansible_port`,
+//! `ansible_user`, `ansible_ssh_private_key_file`, `ansible_become` (and
+//! the old `ansible_ssh_host` / `_port` / `_user` spellings), and a jump
+//! host given as `-J HOST` or `-o ProxyJump=HOST` inside
+//! `ansible_ssh_common_args` or `ansible_ssh_extra_args` (the common args
+//! first, as ssh sees them). `ansible_connection: ssh`,
+//! `ansible_become_method: sudo` and `ansible_become_user: root` are what
+//! rampart does anyway. Any other `ansible_*` variable, and any other part
+//! of the ssh args, is named in one warning per run: it would change how
+//! Ansible connects, and rampart does not honour it. Variables not starting
+//! with `ansible_` belong to playbooks and are skipped silently. Passwords
+//! (`ansible_password`, `ansible_ssh_pass`, `ansible_become_password`, ...)
+//! are rejected with a position: rampart takes passwords only from an
 //! environment variable (`password_env`) or `--ask-pass`, never from a file
 //! that ends up in version control.
 //!
-//! Variable precedence follows Ansible: `all` vars, then group vars from
-//! parent to child (groups of equal depth by name), then host vars.
-//! Children inherit their parents' vars; a group's members include its
-//! children's. Differences from Ansible, on purpose: the default user is
-//! `root` (SPEC §2) rather than the local user, a relative key file is taken
-//! from the inventory's directory, there is no implicit `ungrouped` group,
-//! and `host:port` is split only when the name has exactly one `:` (so IPv6
-//! names stay whole).
+//! Variable precedence is Ansible's: inventory-file vars of `all`, then of
+//! the host's groups from parent to child (groups of equal depth by name),
+//! then `group_vars/all`, then `group_vars/` of those groups in the same
+//! order, then the host's inventory-file vars, then `host_vars/`
+//! ([`super::ansible_dir`] reads those files). Children inherit their
+//! parents' vars; a group's members include its children's. Differences
+//! from Ansible, on purpose: the default user is `root` (no user rampart
+//! could guess is better) rather than the local user, a relative key file is
+//! taken from the inventory's directory, and `host:port` is split only when
+//! the name has exactly one `:` (so IPv6 names stay whole).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -27,69 +36,185 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::native::named_map;
+use super::resolve::{Jumps, Parsed, Sourced, Stated};
+use super::sshconfig::parse_jumps;
 use super::yaml;
 use super::{
-    base_dir, check_address, check_group_name, check_host_name, check_user, parse_port,
-    resolve_path, Host,
+    check_address, check_group_name, check_host_name, check_user, parse_port, resolve_path,
 };
 use crate::error::InputError;
-use crate::remote::Reach;
 
-/// One understood variable.
+/// One variable, interpreted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Var {
+pub(crate) enum Var {
     Host(String),
     Port(u16),
     User(String),
     Key(String),
     Become(bool),
+    /// `ansible_ssh_common_args` (`extra: false`) or `_extra_args`: the jump
+    /// list it gives with `-J` / `-o ProxyJump`, if any, and what else it
+    /// says (unused by rampart).
+    SshArgs {
+        extra: bool,
+        jumps: Option<Jumps>,
+        unused: Vec<String>,
+    },
+    /// An `ansible_*` variable rampart does not use (named in a warning).
+    Unused(String),
+    /// A variable of the playbooks', not of the connection.
     Ignored,
 }
 
-/// Connection variables set at one level (a group, or a host).
+/// The variables set at one level (a group, a host, a vars file), each
+/// with where it was set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Vars {
-    host: Option<String>,
-    port: Option<u16>,
-    user: Option<String>,
-    key: Option<String>,
+pub(crate) struct Vars {
+    host: Option<Sourced<String>>,
+    port: Option<Sourced<u16>>,
+    user: Option<Sourced<String>>,
+    key: Option<Sourced<String>>,
     become_: Option<bool>,
+    /// The jumps of `ansible_ssh_common_args`: `Some(None)` when the
+    /// variable is set without a `-J` (it still replaces a parent's).
+    common_jumps: Option<Sourced<Option<Jumps>>>,
+    extra_jumps: Option<Sourced<Option<Jumps>>>,
+    /// (what, where) of everything set here that rampart does not use.
+    unused: Vec<(String, String)>,
 }
 
 impl Vars {
-    fn set(&mut self, v: Var) {
+    pub(crate) fn set(&mut self, v: Var, from: &str) {
+        let src = |x| Sourced::new(x, from);
         match v {
-            Var::Host(h) => self.host = Some(h),
-            Var::Port(p) => self.port = Some(p),
-            Var::User(u) => self.user = Some(u),
-            Var::Key(k) => self.key = Some(k),
+            Var::Host(h) => self.host = Some(src(h)),
+            Var::Port(p) => self.port = Some(Sourced::new(p, from)),
+            Var::User(u) => self.user = Some(src(u)),
+            Var::Key(k) => self.key = Some(src(k)),
             Var::Become(b) => self.become_ = Some(b),
+            Var::SshArgs {
+                extra,
+                jumps,
+                unused,
+            } => {
+                let which = if extra {
+                    "ansible_ssh_extra_args"
+                } else {
+                    "ansible_ssh_common_args"
+                };
+                for u in unused {
+                    self.unused
+                        .push((format!("{which} '{u}'"), from.to_string()));
+                }
+                let slot = if extra {
+                    &mut self.extra_jumps
+                } else {
+                    &mut self.common_jumps
+                };
+                *slot = Some(Sourced::new(jumps, from));
+            }
+            Var::Unused(name) => self.unused.push((name, from.to_string())),
             Var::Ignored => {}
         }
     }
 
     /// Apply `o` on top of `self`: what `o` states wins.
     fn overlay(&mut self, o: &Vars) {
-        if o.host.is_some() {
-            self.host.clone_from(&o.host);
+        fn over<T: Clone>(a: &mut Option<T>, b: &Option<T>) {
+            if b.is_some() {
+                a.clone_from(b);
+            }
         }
-        if o.port.is_some() {
-            self.port = o.port;
+        over(&mut self.host, &o.host);
+        over(&mut self.port, &o.port);
+        over(&mut self.user, &o.user);
+        over(&mut self.key, &o.key);
+        over(&mut self.become_, &o.become_);
+        over(&mut self.common_jumps, &o.common_jumps);
+        over(&mut self.extra_jumps, &o.extra_jumps);
+        self.unused.extend(o.unused.iter().cloned());
+    }
+
+    /// The jump list the ssh args give: common args first.
+    fn jumps(&self) -> Option<Sourced<Jumps>> {
+        for slot in [&self.common_jumps, &self.extra_jumps] {
+            if let Some(Sourced {
+                value: Some(j),
+                from,
+            }) = slot
+            {
+                return Some(Sourced::new(j.clone(), from.clone()));
+            }
         }
-        if o.user.is_some() {
-            self.user.clone_from(&o.user);
-        }
-        if o.key.is_some() {
-            self.key.clone_from(&o.key);
-        }
-        if o.become_.is_some() {
-            self.become_ = o.become_;
-        }
+        None
     }
 }
 
-/// Interpret one variable; unknown ones are ignored, passwords refused.
-fn parse_var(key: &str, value: &str) -> Result<Var, String> {
+/// Split ssh arguments (`-J bastion -o Foo=bar`) into the jump list and
+/// the rest.
+fn parse_ssh_args(key: &str, value: &str, extra: bool) -> Result<Var, String> {
+    let toks: Vec<String> = tokenize(value)
+        .map_err(|(_, e)| format!("{key}: {e}"))?
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    let mut jumps: Option<Jumps> = None;
+    let mut unused = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        i += 1;
+        let jump = if t == "-J" || t == "-o" {
+            let Some(arg) = toks.get(i) else {
+                return Err(format!("{key}: {t} needs an argument"));
+            };
+            i += 1;
+            if t == "-J" {
+                Some(arg.clone())
+            } else {
+                option_jump(arg).or_else(|| {
+                    unused.push(format!("-o {arg}"));
+                    None
+                })
+            }
+        } else if let Some(rest) = t.strip_prefix("-J") {
+            Some(rest.to_string())
+        } else if let Some(rest) = t.strip_prefix("-o") {
+            option_jump(rest).or_else(|| {
+                unused.push(t.clone());
+                None
+            })
+        } else {
+            unused.push(t.clone());
+            None
+        };
+        if let Some(j) = jump {
+            let parsed = parse_jumps(&j).map_err(|(_, m)| format!("{key}: {m}"))?;
+            // ssh takes the first ProxyJump it is given.
+            if jumps.is_none() {
+                jumps = Some(parsed);
+            }
+        }
+    }
+    Ok(Var::SshArgs {
+        extra,
+        jumps,
+        unused,
+    })
+}
+
+/// The value of `ProxyJump=X` / `ProxyJump X` in an `-o` argument.
+fn option_jump(arg: &str) -> Option<String> {
+    let (k, v) = arg
+        .split_once('=')
+        .or_else(|| arg.split_once(char::is_whitespace))?;
+    k.trim()
+        .eq_ignore_ascii_case("proxyjump")
+        .then(|| v.trim().to_string())
+}
+
+/// Interpret one variable; passwords are refused.
+pub(crate) fn parse_var(key: &str, value: &str) -> Result<Var, String> {
     let value = value.trim();
     Ok(match key {
         "ansible_host" | "ansible_ssh_host" => {
@@ -118,6 +243,8 @@ fn parse_var(key: &str, value: &str) -> Result<Var, String> {
                 ))
             }
         }),
+        "ansible_ssh_common_args" => parse_ssh_args(key, value, false)?,
+        "ansible_ssh_extra_args" => parse_ssh_args(key, value, true)?,
         "ansible_password"
         | "ansible_ssh_pass"
         | "ansible_ssh_password"
@@ -129,8 +256,20 @@ fn parse_var(key: &str, value: &str) -> Result<Var, String> {
                  use SSH keys, or a rampart inventory with password_env (or --ask-pass)"
             ))
         }
+        // What rampart does anyway: nothing to warn about.
+        "ansible_connection" if matches!(value, "ssh" | "smart" | "paramiko" | "paramiko_ssh") => {
+            Var::Ignored
+        }
+        "ansible_become_method" if value == "sudo" => Var::Ignored,
+        "ansible_become_user" if value == "root" => Var::Ignored,
+        k if k.starts_with("ansible_") => Var::Unused(k.to_string()),
         _ => Var::Ignored,
     })
+}
+
+/// Is `key` one of the variables whose value must be a single scalar?
+fn is_scalar_var(key: &str) -> bool {
+    !matches!(parse_var(key, "x"), Ok(Var::Unused(_) | Var::Ignored))
 }
 
 #[derive(Debug, Default)]
@@ -138,17 +277,24 @@ struct Group {
     /// Hosts listed directly in this group.
     hosts: Vec<String>,
     children: Vec<String>,
+    /// Vars from inventory files.
     vars: Vars,
+    /// Vars from `group_vars/`.
+    file_vars: Vars,
 }
 
-/// The inventory as written, before inheritance is resolved.
+/// Ansible inventories as written (one or several files, plus vars
+/// files), before inheritance is resolved.
 #[derive(Debug, Default)]
-struct Model {
+pub(crate) struct Model {
     /// Host names in order of first appearance.
     host_order: Vec<String>,
     host_vars: HashMap<String, Vars>,
+    host_file_vars: HashMap<String, Vars>,
     groups: Vec<(String, Group)>,
     group_idx: HashMap<String, usize>,
+    /// `group_vars/ungrouped`: for hosts in no group but `all`.
+    ungrouped_vars: Vars,
 }
 
 impl Model {
@@ -191,8 +337,35 @@ impl Model {
         }
     }
 
-    /// Resolve membership and variable inheritance into hosts.
-    fn resolve(mut self, file: &Path) -> Result<Vec<Host>, InputError> {
+    /// Is there a group of this name (`all` always is)?
+    pub(crate) fn has_group(&self, name: &str) -> bool {
+        name == "all" || self.group_idx.contains_key(name)
+    }
+
+    pub(crate) fn has_host(&self, name: &str) -> bool {
+        self.host_vars.contains_key(name)
+    }
+
+    /// Add the vars of a `group_vars/` file (later files win).
+    pub(crate) fn add_group_file_vars(&mut self, group: &str, vars: &Vars) {
+        if group == "ungrouped" && !self.group_idx.contains_key("ungrouped") {
+            self.ungrouped_vars.overlay(vars);
+        } else {
+            self.group(group).file_vars.overlay(vars);
+        }
+    }
+
+    /// Add the vars of a `host_vars/` file (later files win).
+    pub(crate) fn add_host_file_vars(&mut self, host: &str, vars: &Vars) {
+        self.host_file_vars
+            .entry(host.to_string())
+            .or_default()
+            .overlay(vars);
+    }
+
+    /// Resolve membership and variable inheritance. `file` names the
+    /// inventory in errors; `base` is where relative key paths start.
+    pub(crate) fn finish(mut self, file: &Path, base: &Path) -> Result<Parsed, InputError> {
         self.group("all");
         let n = self.groups.len();
         let idx = |name: &str, m: &Model| m.group_idx.get(name).copied();
@@ -219,8 +392,20 @@ impl Model {
         for gi in 0..n {
             group_members(gi, &self, &mut members);
         }
-        let default_known = super::default_known_hosts(file)?;
-        let base = base_dir(file);
+        let mut unused: BTreeMap<String, String> = BTreeMap::new();
+        let mut note_unused = |v: &Vars| {
+            for (what, at) in &v.unused {
+                unused.entry(what.clone()).or_insert_with(|| at.clone());
+            }
+        };
+        for (_, g) in &self.groups {
+            note_unused(&g.vars);
+            note_unused(&g.file_vars);
+        }
+        note_unused(&self.ungrouped_vars);
+        for v in self.host_vars.values().chain(self.host_file_vars.values()) {
+            note_unused(v);
+        }
         let mut out = Vec::with_capacity(self.host_order.len());
         for name in &self.host_order {
             let mut of: Vec<usize> = (0..n)
@@ -231,34 +416,58 @@ impl Model {
             for &gi in &of {
                 v.overlay(&self.groups[gi].1.vars);
             }
+            v.overlay(&self.groups[all].1.file_vars);
+            if of.is_empty() {
+                v.overlay(&self.ungrouped_vars);
+            }
+            for &gi in &of {
+                v.overlay(&self.groups[gi].1.file_vars);
+            }
             if let Some(hv) = self.host_vars.get(name) {
                 v.overlay(hv);
             }
+            if let Some(hv) = self.host_file_vars.get(name) {
+                v.overlay(hv);
+            }
             let identity_file = match &v.key {
-                Some(k) => Some(
-                    resolve_path(k, &base)
+                Some(k) => Some(Sourced::new(
+                    resolve_path(&k.value, base)
                         .map_err(|e| InputError::whole_file(file, format!("host '{name}': {e}")))?,
-                ),
+                    k.from.clone(),
+                )),
                 None => None,
             };
             let mut groups: Vec<String> = of.iter().map(|&gi| self.groups[gi].0.clone()).collect();
             groups.sort();
-            out.push(Host {
-                reach: Reach {
-                    name: name.clone(),
-                    address: v.host.clone().unwrap_or_else(|| name.clone()),
-                    port: v.port.unwrap_or(22),
-                    user: v.user.clone().unwrap_or_else(|| "root".into()),
-                    identity_file,
-                    known_hosts: default_known.clone(),
-                    become_: v.become_.unwrap_or(false),
-                    password_env: None,
-                    password: None,
-                },
+            out.push(Stated {
+                name: name.clone(),
                 groups,
+                address: v.host.clone(),
+                port: v.port.clone(),
+                user: v.user.clone(),
+                identity_file,
+                known_hosts: None,
+                jumps: v.jumps(),
+                become_: v.become_.unwrap_or(false),
+                password_env: None,
             });
         }
-        Ok(out)
+        let mut warnings = Vec::new();
+        if !unused.is_empty() {
+            let list: Vec<String> = unused
+                .iter()
+                .map(|(what, at)| format!("{what} ({at})"))
+                .collect();
+            warnings.push(format!(
+                "Ansible settings rampart does not use (they change nothing here): {}",
+                list.join(", ")
+            ));
+        }
+        Ok(Parsed {
+            hosts: out,
+            warnings,
+            ..Parsed::default()
+        })
     }
 }
 
@@ -429,126 +638,147 @@ fn unquote(v: &str) -> &str {
     v
 }
 
-/// Parse an Ansible INI inventory.
-pub(crate) fn parse_ini(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
+/// Parse one Ansible INI inventory on its own.
+pub(crate) fn parse_ini(file: &Path, text: &str) -> Result<Parsed, InputError> {
     let mut m = Model::default();
-    let mut sec = Section::Hosts("all".into());
-    let err = |line: usize, col: usize, msg: String| InputError::new(file, line, col, msg);
-    for (i, raw) in text.lines().enumerate() {
-        let lineno = i + 1;
-        let line = raw.trim_end_matches('\r');
-        let t = line.trim_start();
-        let indent = line.chars().count() - t.chars().count();
-        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
-            continue;
-        }
-        if t.starts_with('[') {
-            let inner = t
-                .trim_end()
-                .strip_prefix('[')
-                .and_then(|x| x.strip_suffix(']'))
-                .ok_or_else(|| {
-                    err(
-                        lineno,
-                        indent + 1,
-                        "section header without closing ']'".into(),
-                    )
-                })?;
-            let (name, kind) = match inner.rsplit_once(':') {
-                Some((n, k)) => (n, Some(k)),
-                None => (inner, None),
-            };
-            check_group_name(name).map_err(|e| err(lineno, indent + 2, e))?;
-            m.group(name);
-            sec = match kind {
-                None => Section::Hosts(name.into()),
-                Some("vars") => Section::Vars(name.into()),
-                Some("children") => Section::Children(name.into()),
-                Some(k) => {
-                    return Err(err(
-                        lineno,
-                        indent + 2 + name.chars().count(),
-                        format!("unknown section kind ':{k}' (expected :vars or :children)"),
-                    ))
-                }
-            };
-            continue;
-        }
-        match &sec {
-            Section::Hosts(group) => {
-                let toks = tokenize(line).map_err(|(c, e)| err(lineno, c, e))?;
-                let Some(((hcol, hostspec), rest)) = toks.split_first() else {
-                    continue;
-                };
-                let mut vars = Vars::default();
-                let mut hostpart = hostspec.as_str();
-                if hostspec.matches(':').count() == 1 {
-                    if let Some((h, p)) = hostspec.split_once(':') {
-                        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
-                            vars.port = Some(parse_port(p).map_err(|e| err(lineno, *hcol, e))?);
-                            hostpart = h;
-                        }
-                    }
-                }
-                let names = expand_ranges(hostpart).map_err(|e| err(lineno, *hcol, e))?;
-                for n in &names {
-                    check_host_name(n).map_err(|e| err(lineno, *hcol, e))?;
-                }
-                for (col, tok) in rest {
-                    let (k, v) = tok.split_once('=').ok_or_else(|| {
+    m.add_ini(file, text)?;
+    m.finish(file, &super::base_dir(file))
+}
+
+/// How a vars source is named in `rampart inventory` and warnings: the
+/// file's name (not its whole path: short, and the same on every machine).
+pub(crate) fn short_name(file: &Path) -> String {
+    file.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string())
+}
+
+impl Model {
+    /// Add an Ansible INI inventory file.
+    pub(crate) fn add_ini(&mut self, file: &Path, text: &str) -> Result<(), InputError> {
+        let m = self;
+        let short = short_name(file);
+        let mut sec = Section::Hosts("all".into());
+        let err = |line: usize, col: usize, msg: String| InputError::new(file, line, col, msg);
+        for (i, raw) in text.lines().enumerate() {
+            let lineno = i + 1;
+            let from = format!("{short}:{lineno}");
+            let line = raw.trim_end_matches('\r');
+            let t = line.trim_start();
+            let indent = line.chars().count() - t.chars().count();
+            if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+                continue;
+            }
+            if t.starts_with('[') {
+                let inner = t
+                    .trim_end()
+                    .strip_prefix('[')
+                    .and_then(|x| x.strip_suffix(']'))
+                    .ok_or_else(|| {
                         err(
                             lineno,
-                            *col,
-                            format!("expected key=value after the host name, found '{tok}'"),
+                            indent + 1,
+                            "section header without closing ']'".into(),
                         )
                     })?;
-                    vars.set(parse_var(k, v).map_err(|e| err(lineno, *col, e))?);
-                }
-                for n in &names {
-                    m.host(n, group, &vars);
-                }
-            }
-            Section::Vars(group) => {
-                let (k, v) = t.split_once('=').ok_or_else(|| {
-                    err(
-                        lineno,
-                        indent + 1,
-                        format!("expected key=value in [{group}:vars]"),
-                    )
-                })?;
-                let k = k.trim();
-                if k.is_empty() || k.contains(char::is_whitespace) {
-                    return Err(err(lineno, indent + 1, format!("bad variable name '{k}'")));
-                }
-                let value = strip_inline_comment(v.trim());
-                let var = parse_var(k, unquote(value)).map_err(|e| err(lineno, indent + 1, e))?;
-                m.group(group).vars.set(var);
-            }
-            Section::Children(group) => {
-                let toks = tokenize(line).map_err(|(c, e)| err(lineno, c, e))?;
-                let Some((col, child)) = toks.first() else {
-                    continue;
+                let (name, kind) = match inner.rsplit_once(':') {
+                    Some((n, k)) => (n, Some(k)),
+                    None => (inner, None),
                 };
-                if toks.len() > 1 {
-                    return Err(err(
-                        lineno,
-                        toks[1].0,
-                        format!("one group name per line in [{group}:children]"),
-                    ));
+                check_group_name(name).map_err(|e| err(lineno, indent + 2, e))?;
+                m.group(name);
+                sec = match kind {
+                    None => Section::Hosts(name.into()),
+                    Some("vars") => Section::Vars(name.into()),
+                    Some("children") => Section::Children(name.into()),
+                    Some(k) => {
+                        return Err(err(
+                            lineno,
+                            indent + 2 + name.chars().count(),
+                            format!("unknown section kind ':{k}' (expected :vars or :children)"),
+                        ))
+                    }
+                };
+                continue;
+            }
+            match &sec {
+                Section::Hosts(group) => {
+                    let toks = tokenize(line).map_err(|(c, e)| err(lineno, c, e))?;
+                    let Some(((hcol, hostspec), rest)) = toks.split_first() else {
+                        continue;
+                    };
+                    let mut vars = Vars::default();
+                    let mut hostpart = hostspec.as_str();
+                    if hostspec.matches(':').count() == 1 {
+                        if let Some((h, p)) = hostspec.split_once(':') {
+                            if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                                let port = parse_port(p).map_err(|e| err(lineno, *hcol, e))?;
+                                vars.set(Var::Port(port), &from);
+                                hostpart = h;
+                            }
+                        }
+                    }
+                    let names = expand_ranges(hostpart).map_err(|e| err(lineno, *hcol, e))?;
+                    for n in &names {
+                        check_host_name(n).map_err(|e| err(lineno, *hcol, e))?;
+                    }
+                    for (col, tok) in rest {
+                        let (k, v) = tok.split_once('=').ok_or_else(|| {
+                            err(
+                                lineno,
+                                *col,
+                                format!("expected key=value after the host name, found '{tok}'"),
+                            )
+                        })?;
+                        vars.set(parse_var(k, v).map_err(|e| err(lineno, *col, e))?, &from);
+                    }
+                    for n in &names {
+                        m.host(n, group, &vars);
+                    }
                 }
-                check_group_name(child).map_err(|e| err(lineno, *col, e))?;
-                if child == group {
-                    return Err(err(
-                        lineno,
-                        *col,
-                        format!("group '{group}' cannot be its own child"),
-                    ));
+                Section::Vars(group) => {
+                    let (k, v) = t.split_once('=').ok_or_else(|| {
+                        err(
+                            lineno,
+                            indent + 1,
+                            format!("expected key=value in [{group}:vars]"),
+                        )
+                    })?;
+                    let k = k.trim();
+                    if k.is_empty() || k.contains(char::is_whitespace) {
+                        return Err(err(lineno, indent + 1, format!("bad variable name '{k}'")));
+                    }
+                    let value = strip_inline_comment(v.trim());
+                    let var =
+                        parse_var(k, unquote(value)).map_err(|e| err(lineno, indent + 1, e))?;
+                    m.group(group).vars.set(var, &from);
                 }
-                m.child(group, child);
+                Section::Children(group) => {
+                    let toks = tokenize(line).map_err(|(c, e)| err(lineno, c, e))?;
+                    let Some((col, child)) = toks.first() else {
+                        continue;
+                    };
+                    if toks.len() > 1 {
+                        return Err(err(
+                            lineno,
+                            toks[1].0,
+                            format!("one group name per line in [{group}:children]"),
+                        ));
+                    }
+                    check_group_name(child).map_err(|e| err(lineno, *col, e))?;
+                    if child == group {
+                        return Err(err(
+                            lineno,
+                            *col,
+                            format!("group '{group}' cannot be its own child"),
+                        ));
+                    }
+                    m.child(group, child);
+                }
             }
         }
+        Ok(())
     }
-    m.resolve(file)
 }
 
 /// Drop a ` # comment` after an unquoted value.
@@ -598,7 +828,7 @@ impl<'de> Deserialize<'de> for TopDoc {
 
 /// `hosts:` of a group: host name (ranges expanded) -> its vars.
 #[derive(Debug, Default)]
-struct HostsDoc(Vec<(Vec<String>, Vars)>);
+struct HostsDoc(Vec<(Vec<String>, VarsDoc)>);
 
 impl<'de> Deserialize<'de> for HostsDoc {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -617,7 +847,7 @@ impl<'de> Deserialize<'de> for HostsDoc {
                 while let Some(names) = map.next_key_seed(HostKey { seen: &seen })? {
                     let vars: Option<VarsDoc> = map.next_value()?;
                     seen.extend(names.iter().cloned());
-                    out.push((names, vars.map(|v| v.0).unwrap_or_default()));
+                    out.push((names, vars.unwrap_or_default()));
                 }
                 Ok(HostsDoc(out))
             }
@@ -658,10 +888,21 @@ impl<'de> Visitor<'de> for HostKey<'_> {
     }
 }
 
-/// A `vars:` mapping (or a host's variables): understood variables checked
-/// at their own position, the rest skipped.
+/// A `vars:` mapping (or a host's variables, or a vars file): understood
+/// variables checked at their own position, the rest skipped.
 #[derive(Debug, Default)]
-struct VarsDoc(Vars);
+pub(crate) struct VarsDoc(Vec<Var>);
+
+impl VarsDoc {
+    /// The variables, each marked as set in `from`.
+    pub(crate) fn into_vars(self, from: &str) -> Vars {
+        let mut v = Vars::default();
+        for var in self.0 {
+            v.set(var, from);
+        }
+        v
+    }
+}
 
 impl<'de> Deserialize<'de> for VarsDoc {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -675,9 +916,9 @@ impl<'de> Deserialize<'de> for VarsDoc {
                 Ok(VarsDoc::default())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VarsDoc, A::Error> {
-                let mut vars = Vars::default();
+                let mut vars = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    vars.set(map.next_value_seed(VarSeed { key: &key })?);
+                    vars.push(map.next_value_seed(VarSeed { key: &key })?);
                 }
                 Ok(VarsDoc(vars))
             }
@@ -688,6 +929,18 @@ impl<'de> Deserialize<'de> for VarsDoc {
 
 struct VarSeed<'a> {
     key: &'a str,
+}
+
+impl VarSeed<'_> {
+    /// A null, list or mapping value of a variable that is not scalar:
+    /// unused (`ansible_*`) or a playbook's.
+    fn not_scalar(&self) -> Var {
+        if self.key.starts_with("ansible_") {
+            Var::Unused(self.key.to_string())
+        } else {
+            Var::Ignored
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for VarSeed<'_> {
@@ -718,65 +971,117 @@ impl<'de> Visitor<'de> for VarSeed<'_> {
         self.visit_str(if v { "true" } else { "false" })
     }
     fn visit_unit<E: de::Error>(self) -> Result<Var, E> {
-        Ok(Var::Ignored)
+        Ok(self.not_scalar())
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Var, A::Error> {
-        if parse_var(self.key, "x") != Ok(Var::Ignored) && self.key.starts_with("ansible_") {
+        if is_scalar_var(self.key) {
             return Err(de::Error::custom(format!(
                 "{} must be a single value",
                 self.key
             )));
         }
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Var::Ignored)
+        Ok(self.not_scalar())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Var, A::Error> {
-        if parse_var(self.key, "x") != Ok(Var::Ignored) && self.key.starts_with("ansible_") {
+        if is_scalar_var(self.key) {
             return Err(de::Error::custom(format!(
                 "{} must be a single value",
                 self.key
             )));
         }
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Var::Ignored)
+        Ok(self.not_scalar())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Var, A::Error> {
+        // A tagged value (`!vault |`, `!unsafe`): not readable here.
+        if is_scalar_var(self.key) {
+            return Err(de::Error::custom(format!(
+                "{}: tagged values (like !vault) are not supported",
+                self.key
+            )));
+        }
+        let (_, v): (IgnoredAny, _) = data.variant()?;
+        de::VariantAccess::newtype_variant::<IgnoredAny>(v)?;
+        Ok(self.not_scalar())
     }
 }
 
-fn add_group(m: &mut Model, name: &str, doc: GroupDoc) {
+fn add_group(m: &mut Model, short: &str, name: &str, doc: GroupDoc) {
     m.group(name);
     if let Some(v) = doc.vars {
-        m.group(name).vars.overlay(&v.0);
+        let vars = v.into_vars(&format!("{short}: group {name}"));
+        m.group(name).vars.overlay(&vars);
     }
     for (names, vars) in doc.hosts.map(|h| h.0).unwrap_or_default() {
+        let from = match names.as_slice() {
+            [one] => format!("{short}: host {one}"),
+            _ => format!("{short}: hosts of group {name}"),
+        };
+        let vars = vars.into_vars(&from);
         for n in names {
             m.host(&n, name, &vars);
         }
     }
     for (child, cdoc) in doc.children.map(|c| c.0).unwrap_or_default() {
         m.child(name, &child);
-        add_group(m, &child, cdoc);
+        add_group(m, short, &child, cdoc);
     }
 }
 
-/// Parse an Ansible YAML inventory (top-level `all:`, and possibly other groups).
-pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
-    let doc: TopDoc = serde_norway::from_str(text).map_err(|e| yaml::input_error(file, &e))?;
+/// Parse one Ansible YAML inventory on its own.
+pub(crate) fn parse_yaml(file: &Path, text: &str) -> Result<Parsed, InputError> {
     let mut m = Model::default();
-    for (name, g) in doc.0 {
-        add_group(&mut m, &name, g);
+    m.add_yaml(file, text)?;
+    m.finish(file, &super::base_dir(file))
+}
+
+impl Model {
+    /// Add an Ansible YAML inventory file (top-level `all:`, and possibly
+    /// other groups).
+    pub(crate) fn add_yaml(&mut self, file: &Path, text: &str) -> Result<(), InputError> {
+        let doc: TopDoc = serde_norway::from_str(text).map_err(|e| yaml::input_error(file, &e))?;
+        let short = short_name(file);
+        for (name, g) in doc.0 {
+            add_group(self, &short, &name, g);
+        }
+        Ok(())
     }
-    m.resolve(file)
+}
+
+/// Read a `group_vars/` or `host_vars/` file: a YAML (or JSON) mapping.
+pub(crate) fn parse_vars_file(file: &Path, label: &str, text: &str) -> Result<Vars, InputError> {
+    let doc: VarsDoc = serde_norway::from_str(text).map_err(|e| {
+        let mut err = yaml::input_error(file, &e);
+        if err.message.contains("expected a mapping of variables") {
+            err.message
+                .push_str(" (a variables file is a YAML mapping, like `ansible_user: deploy`)");
+        }
+        err
+    })?;
+    Ok(doc.into_vars(label))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Host;
     use super::*;
 
+    fn resolved(file: &str, p: Result<Parsed, InputError>) -> Result<Vec<Host>, InputError> {
+        let none = super::super::SshConfigChoice::None;
+        super::super::resolve::resolve(Path::new(file), &p?, &none).map(|(h, _)| h)
+    }
     fn ini(text: &str) -> Result<Vec<Host>, InputError> {
-        parse_ini(Path::new("/inv/hosts.ini"), text)
+        resolved(
+            "/inv/hosts.ini",
+            parse_ini(Path::new("/inv/hosts.ini"), text),
+        )
     }
     fn yml(text: &str) -> Result<Vec<Host>, InputError> {
-        parse_yaml(Path::new("/inv/hosts.yml"), text)
+        resolved(
+            "/inv/hosts.yml",
+            parse_yaml(Path::new("/inv/hosts.yml"), text),
+        )
     }
     fn by<'a>(h: &'a [Host], n: &str) -> &'a Host {
         h.iter().find(|x| x.name() == n).expect(n)

@@ -1,9 +1,12 @@
-//! Hosts, groups and `--limit` patterns (SPEC §2).
+//! Hosts, groups, `--limit` patterns and `--shard` (docs/design.md, "Formats").
 //!
-//! [`Inventory::load`] reads the native YAML format ([`native`]) or an
-//! Ansible inventory, INI or YAML ([`ansible`]), chosen by content so users
-//! bring what they already have; everything is resolved into flat [`Host`]s
-//! (defaults applied, group vars inherited, paths absolute) so that no later
+//! [`Inventory::load`] reads the native YAML format ([`native`]), an Ansible
+//! inventory, INI or YAML ([`ansible`]), chosen by content, or a directory
+//! of Ansible inventory files, with Ansible's `group_vars/` and `host_vars/`
+//! ([`ansible_dir`]), so users bring what they already have. The OpenSSH
+//! client config ([`sshconfig`]) fills what the inventory leaves unsaid,
+//! and [`resolve`] turns all of it into flat [`Host`]s (defaults applied,
+//! vars inherited, jump chains flattened, paths absolute), so that no later
 //! layer needs to know which format a host came from.
 //! [`Inventory::select`] resolves a `--limit` expression and
 //! [`Inventory::matches`] a play's `hosts:`; both use [`pattern`].
@@ -14,24 +17,33 @@
 //! wherever rampart is started from).
 
 pub(crate) mod ansible;
+pub(crate) mod ansible_dir;
 pub(crate) mod native;
 pub(crate) mod pattern;
+pub(crate) mod resolve;
+pub mod shard;
+pub mod sshconfig;
 pub(crate) mod yaml;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use crate::error::InputError;
 use crate::remote::Reach;
 use pattern::Pattern;
+pub use resolve::SshConfigChoice;
+pub use shard::Shard;
 
 /// One host: how to reach it (every connection setting resolved, defaults
-/// applied) and the groups it belongs to.
+/// applied), the groups it belongs to, and where each setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     pub reach: Reach,
     /// Groups this host belongs to (sorted, without the implicit `all`).
     pub groups: Vec<String>,
+    pub sources: Sources,
 }
 
 impl Host {
@@ -41,18 +53,42 @@ impl Host {
     }
 }
 
+/// Where each connection setting of a host came from: the inventory
+/// (`hosts.web1`, `defaults`, `hosts.ini:12`, `group_vars/web.yml`, ...),
+/// `ssh_config FILE:LINE`, `name` (the address is the host's name) or
+/// `default` (built in). Shown by `rampart inventory`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sources {
+    pub address: String,
+    pub port: String,
+    pub user: String,
+    pub identity_file: String,
+    pub known_hosts: String,
+    pub jumps: String,
+}
+
 /// A loaded inventory.
 #[derive(Debug, Clone)]
 pub struct Inventory {
     pub path: PathBuf,
     /// In file order.
     pub hosts: Vec<Host>,
+    /// Things in the inputs that change nothing and deserve a word: unused
+    /// Ansible variables, ssh_config lines not honoured. Shown once per run.
+    pub warnings: Vec<String>,
+}
+
+/// How to load an inventory, beyond its path.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--ssh-config`: beats the inventory's own `ssh_config`.
+    pub ssh_config: Option<SshConfigChoice>,
 }
 
 /// Which syntax an inventory file is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// rampart's own YAML (SPEC §2).
+    /// rampart's own YAML (docs/design.md, "Formats").
     Native,
     /// Ansible INI (`[group]` sections, `host key=value` lines).
     AnsibleIni,
@@ -97,31 +133,65 @@ pub fn detect_format(text: &str) -> Format {
 }
 
 impl Inventory {
-    /// Read and validate an inventory file (native YAML, Ansible INI or
-    /// Ansible YAML). Every error names `file:line:column` where it can.
+    /// Read and validate an inventory (native YAML, Ansible INI or YAML, or
+    /// a directory of Ansible files), reading `~/.ssh/config` when it exists.
+    /// Every error names `file:line:column` where it can.
     pub fn load(path: &Path) -> Result<Inventory, InputError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError::whole_file(path, format!("cannot read inventory: {e}")))?;
-        Self::from_text(path, &text)
+        Self::load_with(path, &LoadOptions::default())
+    }
+
+    /// [`Inventory::load`] with options from the command line.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Inventory, InputError> {
+        let parsed = if path.is_dir() {
+            ansible_dir::load_dir(path)?
+        } else {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| InputError::whole_file(path, format!("cannot read inventory: {e}")))?;
+            match detect_format(&text) {
+                Format::Native => native::parse(path, &text)?,
+                Format::AnsibleIni | Format::AnsibleYaml => ansible_dir::load_file(path, &text)?,
+            }
+        };
+        Self::finish(path, parsed, opts)
     }
 
     /// Parse inventory `text` as if read from `path` (used for relative
-    /// paths and in messages).
+    /// paths and in messages); no ssh_config, no group_vars.
     pub fn from_text(path: &Path, text: &str) -> Result<Inventory, InputError> {
-        let hosts = match detect_format(text) {
+        let parsed = match detect_format(text) {
             Format::Native => native::parse(path, text)?,
             Format::AnsibleIni => ansible::parse_ini(path, text)?,
             Format::AnsibleYaml => ansible::parse_yaml(path, text)?,
         };
-        if hosts.is_empty() {
+        let opts = LoadOptions {
+            ssh_config: Some(SshConfigChoice::None),
+        };
+        Self::finish(path, parsed, &opts)
+    }
+
+    fn finish(
+        path: &Path,
+        parsed: resolve::Parsed,
+        opts: &LoadOptions,
+    ) -> Result<Inventory, InputError> {
+        if parsed.hosts.is_empty() {
             return Err(InputError::whole_file(
                 path,
                 "the inventory defines no host",
             ));
         }
+        let choice = opts
+            .ssh_config
+            .clone()
+            .or_else(|| parsed.ssh_config.clone())
+            .unwrap_or(SshConfigChoice::Default);
+        let (hosts, config_warnings) = resolve::resolve(path, &parsed, &choice)?;
+        let mut warnings = parsed.warnings.clone();
+        warnings.extend(config_warnings);
         Ok(Inventory {
             path: path.to_path_buf(),
             hosts,
+            warnings,
         })
     }
 
@@ -292,126 +362,6 @@ pub(crate) fn parse_port(text: &str) -> Result<u16, String> {
     }
 }
 
-/// `rampart inventory`: list the resolved hosts (and their plays).
-pub fn cli(args: &crate::cli::InventoryArgs) -> crate::error::Result<u8> {
-    let inv = Inventory::load(&args.inventory)?;
-    let hosts = inv.select(args.limit.as_deref())?;
-    let playbook = match &args.playbook {
-        Some(p) => Some(crate::playbook::Playbook::load(p)?),
-        None => None,
-    };
-    if let Some(pb) = &playbook {
-        for w in pb.unknown_host_names(&inv) {
-            eprintln!("rampart: warning: {w}");
-        }
-    }
-    let plays_of = |h: &Host| -> Option<Vec<String>> {
-        playbook
-            .as_ref()
-            .map(|pb| pb.plan(&inv, h).map(|p| p.plays).unwrap_or_default())
-    };
-    let out = match args.format {
-        crate::cli::Format::Json => {
-            let rows: Vec<serde_json::Value> = hosts
-                .iter()
-                .map(|h| {
-                    let mut v = serde_json::json!({
-                        "name": h.reach.name,
-                        "address": h.reach.address,
-                        "port": h.reach.port,
-                        "user": h.reach.user,
-                        "become": h.reach.become_,
-                        "groups": h.groups,
-                        "identity_file": h.reach.identity_file,
-                        "known_hosts": h.reach.known_hosts,
-                        "password_env": h.reach.password_env,
-                    });
-                    if let Some(plays) = plays_of(h) {
-                        v["plays"] = serde_json::json!(plays);
-                    }
-                    v
-                })
-                .collect();
-            let doc = serde_json::json!({
-                "command": "inventory",
-                "inventory": inv.path,
-                "playbook": args.playbook,
-                "hosts": rows,
-            });
-            let mut s = serde_json::to_string_pretty(&doc)
-                .map_err(|e| crate::error::Error::Usage(format!("cannot encode JSON: {e}")))?;
-            s.push('\n');
-            s
-        }
-        crate::cli::Format::Human => {
-            let mut header = vec!["NAME", "ADDRESS", "PORT", "USER", "BECOME", "GROUPS"];
-            if playbook.is_some() {
-                header.push("PLAYS");
-            }
-            let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-            for h in &hosts {
-                let mut row = vec![
-                    h.reach.name.clone(),
-                    h.reach.address.clone(),
-                    h.reach.port.to_string(),
-                    h.reach.user.clone(),
-                    if h.reach.become_ { "yes" } else { "no" }.to_string(),
-                    dash_if_empty(h.groups.join(",")),
-                ];
-                if let Some(plays) = plays_of(h) {
-                    row.push(if plays.is_empty() {
-                        "- (no play: not contacted)".to_string()
-                    } else {
-                        plays.join(", ")
-                    });
-                }
-                rows.push(row);
-            }
-            table(&rows)
-        }
-    };
-    print!("{out}");
-    Ok(crate::exit::OK)
-}
-
-fn dash_if_empty(s: String) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s
-    }
-}
-
-/// Left-aligned columns separated by two spaces; no trailing spaces.
-fn table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                let pad = widths[i] - cell.chars().count() + 2;
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,18 +420,5 @@ mod tests {
         assert!(check_user("deploy").is_ok());
         assert!(check_user("a b").is_err());
         assert!(check_user("-oProxyCommand=x").is_err());
-    }
-
-    #[test]
-    fn table_aligns() {
-        let rows = vec![
-            vec!["NAME".to_string(), "PORT".to_string()],
-            vec!["web1".to_string(), "22".to_string()],
-            vec!["longer-name".to_string(), "2222".to_string()],
-        ];
-        assert_eq!(
-            table(&rows),
-            "NAME         PORT\nweb1         22\nlonger-name  2222\n"
-        );
     }
 }

@@ -1,4 +1,5 @@
-//! rampart's own inventory format (SPEC §2): `defaults`, `hosts`, `groups`.
+//! rampart's own inventory format: `defaults`, `hosts`, `groups`
+//! (docs/design.md, "Formats").
 //!
 //! Local mistakes (unknown keys, a bad port, a malformed name) are caught
 //! while deserializing, so serde_norway reports their position. Mistakes that
@@ -13,13 +14,12 @@ use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::pattern::{check_glob, is_glob};
+use super::resolve::{Jumps, Parsed, Sourced, SshConfigChoice, Stated};
+use super::sshconfig::parse_jumps;
 use super::yaml::{self, Seg};
-use super::{
-    base_dir, check_address, check_group_name, check_host_name, check_user, resolve_path, Host,
-};
+use super::{base_dir, check_address, check_group_name, check_host_name, check_user, resolve_path};
 use crate::error::InputError;
 use crate::glob::matches as glob_match;
-use crate::remote::Reach;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +43,10 @@ struct Defaults {
     #[serde(rename = "become")]
     become_: Option<bool>,
     password_env: Option<EnvName>,
+    /// Jump hosts for every host (a host says `proxy_jump: none` to opt out).
+    proxy_jump: Option<JumpList>,
+    /// The OpenSSH client config to read, or `none`.
+    ssh_config: Option<String>,
 }
 
 /// One host's entry: its address and any overridden setting.
@@ -57,6 +61,7 @@ struct HostEntry {
     #[serde(rename = "become")]
     become_: Option<bool>,
     password_env: Option<EnvName>,
+    proxy_jump: Option<JumpList>,
 }
 
 /// Declares a newtype over a validated value whose `Deserialize` runs the
@@ -97,6 +102,12 @@ validated!(User, String, "a user name", |v| check_user(v)
 validated!(Address, String, "an IP address or DNS name", |v| {
     check_address(v).map(|_| v.to_string())
 });
+validated!(
+    JumpList,
+    Jumps,
+    "jump hosts: [user@]host[:port], comma-separated, or none",
+    |v| parse_jumps(v).map_err(|(_, m)| m)
+);
 validated!(EnvName, String, "an environment variable name", |v| {
     let ok = !v.is_empty()
         && !v.starts_with(|c: char| c.is_ascii_digit())
@@ -235,8 +246,9 @@ impl<'de> Visitor<'de> for NameSeed<'_> {
     }
 }
 
-/// Parse a native inventory into resolved hosts, in file order.
-pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
+/// Parse a native inventory into what it states about each host, in file
+/// order; ssh_config and built-in defaults are applied later ([`super::resolve`]).
+pub(crate) fn parse(file: &Path, text: &str) -> Result<Parsed, InputError> {
     let doc: Doc = serde_norway::from_str(text).map_err(|e| {
         let mut err = yaml::input_error(file, &e);
         if err.message.contains("unknown field") {
@@ -254,22 +266,41 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
     let path_at = |text_path: &str, at: &[Seg]| -> Result<PathBuf, InputError> {
         resolve_path(text_path, &base).map_err(|m| yaml::error_at(file, text, at, m))
     };
+    let in_defaults = |k: &str| [Seg::Key("defaults".into()), Seg::Key(k.into())];
     let default_identity = match &defaults.identity_file {
-        Some(p) => Some(path_at(
-            p,
-            &[
-                Seg::Key("defaults".into()),
-                Seg::Key("identity_file".into()),
-            ],
-        )?),
+        Some(p) => Some(Sourced::new(
+            path_at(p, &in_defaults("identity_file"))?,
+            "defaults",
+        )),
         None => None,
     };
     let default_known = match &defaults.known_hosts {
-        Some(p) => path_at(
+        Some(p) => Some(Sourced::new(
+            path_at(p, &in_defaults("known_hosts"))?,
+            "defaults",
+        )),
+        None => None,
+    };
+    let ssh_config = match defaults.ssh_config.as_deref() {
+        None => None,
+        Some("none") => Some(SshConfigChoice::None),
+        Some(p) => Some(SshConfigChoice::File(path_at(
             p,
-            &[Seg::Key("defaults".into()), Seg::Key("known_hosts".into())],
-        )?,
-        None => super::default_known_hosts(file)?,
+            &in_defaults("ssh_config"),
+        )?)),
+    };
+    let jump_defaults = Stated {
+        port: defaults
+            .port
+            .as_ref()
+            .map(|p| Sourced::new(p.0, "defaults")),
+        user: defaults
+            .user
+            .as_ref()
+            .map(|u| Sourced::new(u.0.clone(), "defaults")),
+        identity_file: default_identity.clone(),
+        known_hosts: default_known.clone(),
+        ..Stated::default()
     };
 
     let host_names: HashSet<&str> = hosts.iter().map(|(n, _)| n.as_str()).collect();
@@ -308,12 +339,14 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
                 Seg::Key(k.into()),
             ]
         };
+        let own = format!("hosts.{name}");
+        let mine = |v| Sourced::new(v, own.clone());
         let identity_file = match &e.identity_file {
-            Some(p) => Some(path_at(p, &at("identity_file"))?),
+            Some(p) => Some(mine(path_at(p, &at("identity_file"))?)),
             None => default_identity.clone(),
         };
         let known_hosts = match &e.known_hosts {
-            Some(p) => path_at(p, &at("known_hosts"))?,
+            Some(p) => Some(mine(path_at(p, &at("known_hosts"))?)),
             None => default_known.clone(),
         };
         let mut member_of: Vec<String> = groups
@@ -323,37 +356,44 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Vec<Host>, InputError> {
             .map(|((g, _), _)| g.clone())
             .collect();
         member_of.sort();
-        out.push(Host {
-            reach: Reach {
-                name: name.clone(),
-                address: e
-                    .address
-                    .as_ref()
-                    .map_or_else(|| name.clone(), |a| a.0.clone()),
-                port: e
-                    .port
-                    .as_ref()
-                    .or(defaults.port.as_ref())
-                    .map_or(22, |p| p.0),
-                user: e
-                    .user
-                    .as_ref()
-                    .or(defaults.user.as_ref())
-                    .map_or_else(|| "root".to_string(), |u| u.0.clone()),
-                identity_file,
-                known_hosts,
-                become_: e.become_.or(defaults.become_).unwrap_or(false),
-                password_env: e
-                    .password_env
-                    .as_ref()
-                    .or(defaults.password_env.as_ref())
-                    .map(|p| p.0.clone()),
-                password: None,
-            },
+        out.push(Stated {
+            name: name.clone(),
             groups: member_of,
+            address: e
+                .address
+                .as_ref()
+                .map(|a| Sourced::new(a.0.clone(), own.clone())),
+            port: match (&e.port, &defaults.port) {
+                (Some(p), _) => Some(Sourced::new(p.0, own.clone())),
+                (None, Some(p)) => Some(Sourced::new(p.0, "defaults")),
+                (None, None) => None,
+            },
+            user: match (&e.user, &defaults.user) {
+                (Some(u), _) => Some(Sourced::new(u.0.clone(), own.clone())),
+                (None, Some(u)) => Some(Sourced::new(u.0.clone(), "defaults")),
+                (None, None) => None,
+            },
+            identity_file,
+            known_hosts,
+            jumps: match (&e.proxy_jump, &defaults.proxy_jump) {
+                (Some(j), _) => Some(Sourced::new(j.0.clone(), own.clone())),
+                (None, Some(j)) => Some(Sourced::new(j.0.clone(), "defaults")),
+                (None, None) => None,
+            },
+            become_: e.become_.or(defaults.become_).unwrap_or(false),
+            password_env: e
+                .password_env
+                .as_ref()
+                .or(defaults.password_env.as_ref())
+                .map(|p| p.0.clone()),
         });
     }
-    Ok(out)
+    Ok(Parsed {
+        hosts: out,
+        jump_defaults,
+        ssh_config,
+        warnings: Vec::new(),
+    })
 }
 
 type Located = (Vec<Seg>, String);
@@ -424,10 +464,13 @@ fn resolve_group(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Host;
     use super::*;
 
     fn load(text: &str) -> Result<Vec<Host>, InputError> {
-        parse(Path::new("/inv/hosts.yml"), text)
+        let file = Path::new("/inv/hosts.yml");
+        let parsed = parse(file, text)?;
+        super::super::resolve::resolve(file, &parsed, &SshConfigChoice::None).map(|(h, _)| h)
     }
 
     fn err(text: &str) -> (usize, usize, String) {
@@ -555,6 +598,30 @@ groups:
 
         let (_, _, m) = err("all_hosts:\n  a:\n");
         assert!(m.contains("Ansible"), "{m}");
+    }
+
+    #[test]
+    fn proxy_jump_names_inventory_hosts_or_others() {
+        let hosts = load(
+            "defaults:\n  proxy_jump: ops@bastion:2222\nhosts:\n  bastion: {address: 192.0.2.7, proxy_jump: none}\n  web1:\n  web2: {proxy_jump: 'gw.example.net,bastion'}\n",
+        )
+        .expect("valid");
+        assert!(hosts[0].reach.jumps.is_empty());
+        let chain = |i: usize| -> Vec<String> {
+            hosts[i].reach.jumps.iter().map(|j| j.endpoint()).collect()
+        };
+        assert_eq!(chain(1), ["ops@192.0.2.7:2222"]);
+        assert_eq!(hosts[1].sources.jumps, "defaults");
+        assert_eq!(chain(2), ["root@gw.example.net:22", "root@192.0.2.7:22"]);
+        assert_eq!(hosts[2].sources.jumps, "hosts.web2");
+        assert_eq!(hosts[2].reach.jumps[1].name, "bastion");
+
+        let (l, c, m) = err("hosts:\n  a: {proxy_jump: 'x:99999'}\n");
+        assert_eq!((l, c), (2, 19), "{m}");
+        assert!(m.contains("bad jump host 'x:99999'"), "{m}");
+        let (l, _, m) = err("hosts:\n  a: {proxy_jump: a}\n");
+        assert_eq!(l, 0, "{m}");
+        assert!(m.contains("jump hosts form a cycle: a -> a"), "{m}");
     }
 
     #[test]

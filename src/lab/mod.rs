@@ -377,6 +377,7 @@ pub fn inventory_yaml(state: &LabState) -> String {
         "# A rampart lab: {} hosts in {} (lab index {}), made by `rampart lab up`.\n\
          # Removed by `rampart lab down --dir {}`.\n\
          defaults:\n  user: root\n  port: 22\n  identity_file: {}\n  known_hosts: {}\n\
+         \x20 ssh_config: none   # a lab is reached the same way whatever ~/.ssh/config says\n\
          hosts:\n",
         state.hosts.len(),
         state.subnet.as_deref().unwrap_or("?"),

@@ -336,7 +336,7 @@ pub fn cli_render(args: &crate::cli::RenderArgs) -> crate::error::Result<u8> {
     }
     print!(
         "{}",
-        firewall::render(&firewall::desired(&plan.firewall, family))
+        firewall::render_noted(&firewall::desired(&plan.firewall, family))
     );
     Ok(crate::exit::OK)
 }

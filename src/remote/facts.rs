@@ -1,14 +1,16 @@
-//! What rampart learns about a host in its first round trip (SPEC §6 step 2-3):
-//! OS family, iptables backend, ip6tables presence, firewalld/ufw, whether
-//! anything loads the persisted rules at boot, the live rules and the
-//! persisted files. One read-only script gathers all of it, so an audit of a
-//! compliant host costs one handshake and one round trip, and changes nothing.
+//! What rampart learns about a host in its first step (`scripts/facts.sh`):
+//! OS family, iptables backend and tools, firewalld/ufw, the init system and
+//! whether anything loads the persisted rules at boot, the live rules and
+//! the persisted files. One read-only step gathers all of it, so an audit
+//! of a compliant host costs one handshake and one round trip, and changes
+//! nothing (docs/design.md, "The transaction").
 
 use std::collections::BTreeMap;
 
-use super::shell::{quote, Sections, PROLOGUE};
+use super::script::{self, Kind, Script};
+use super::shell::Sections;
 
-/// Persistence conventions by OS family (SPEC §6 table).
+/// Persistence conventions by OS family (docs/design.md, "Persistence and boot").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OsFamily {
     Rhel,
@@ -52,18 +54,19 @@ pub const ALL_PERSIST_PATHS: &[&str] = &[
     "/etc/iptables/rules6-save",
 ];
 
-/// Places whose existence means "something loads the rules at boot".
-const LOADER_GLOBS: &[&str] = &[
-    "/etc/systemd/system/*.wants/netfilter-persistent.service",
-    "/etc/systemd/system/*.wants/iptables.service",
-    "/etc/systemd/system/*.wants/ip6tables.service",
-    "/etc/rc[2345].d/S*netfilter-persistent",
-    "/etc/rc[2345].d/S*iptables-persistent",
-    "/etc/rc[2345].d/S*iptables",
-    "/etc/rc[2345].d/S*ip6tables",
-    "/etc/runlevels/*/iptables",
-    "/etc/runlevels/*/ip6tables",
-];
+/// The init system that will boot the host next (docs/design.md,
+/// "Persistence and boot").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// systemd: running now (PID 1), or `/sbin/init` is systemd.
+    Systemd {
+        running: bool,
+    },
+    OpenRc,
+    /// `/etc/init.d` scripts started from `/etc/rc?.d` links.
+    SysV,
+    Unknown,
+}
 
 /// The facts and the current state of one host.
 #[derive(Debug, Clone)]
@@ -81,50 +84,50 @@ pub struct Facts {
     pub loaders: Vec<String>,
     /// Effective uid the script ran as.
     pub uid: Option<u32>,
+    /// `$SSH_CONNECTION` as the host saw this connection: client address,
+    /// client port, server address, server port.
+    pub ssh_connection: Option<(std::net::IpAddr, u16, std::net::IpAddr, u16)>,
+    /// Whether the kernel has IPv6 at all (`/proc/net/if_inet6`).
+    pub ipv6_enabled: bool,
+    /// Tools found on the host: `unshare`, `flock`, `systemd-run`.
+    pub tools: Vec<String>,
+    pub init: Init,
+    /// What the dead-man switch of an earlier run recorded, if it left a record.
+    pub switch_state: Option<String>,
     /// `iptables-save` output, or the error text when it failed.
     pub save_v4: Result<String, String>,
     pub save_v6: Result<String, String>,
-    /// Persisted files read: path -> content (None when absent).
-    pub files: BTreeMap<String, Option<String>>,
+    /// Persisted files read: path -> what was found.
+    pub files: BTreeMap<String, FileState>,
 }
 
-/// The read-only script of the first round trip. `extra_paths` are
-/// persistence paths a play set explicitly.
-pub fn read_script(extra_paths: &[String]) -> String {
-    let mut s = String::from(PROLOGUE);
-    s.push_str(
-        "sec uid; id -u\n\
-         sec os_release; cat /etc/os-release 2>/dev/null\n\
-         sec redhat_release; cat /etc/redhat-release 2>/dev/null\n\
-         sec debian_version; cat /etc/debian_version 2>/dev/null\n\
-         sec alpine_release; cat /etc/alpine-release 2>/dev/null\n\
-         sec iptables_v; iptables -V 2>&1\n\
-         sec has; for c in iptables-save iptables-restore ip6tables-save ip6tables-restore; do command -v $c >/dev/null 2>&1 && echo $c; done\n\
-         sec firewalld; if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then systemctl is-active firewalld 2>/dev/null; fi; if command -v firewall-cmd >/dev/null 2>&1; then firewall-cmd --state 2>/dev/null; fi\n\
-         sec ufw; if [ -r /etc/ufw/ufw.conf ]; then grep -i '^ENABLED=yes' /etc/ufw/ufw.conf; fi\n\
-         sec save4; if command -v iptables-save >/dev/null 2>&1; then iptables-save 2>&1; echo \"@@rc=$?\"; fi\n\
-         sec save6; if command -v ip6tables-save >/dev/null 2>&1; then ip6tables-save 2>&1; echo \"@@rc=$?\"; fi\n",
-    );
-    s.push_str("sec loaders; for f in");
-    for g in LOADER_GLOBS {
-        s.push(' ');
-        s.push_str(g);
-    }
-    s.push_str("; do if [ -e \"$f\" ] || [ -L \"$f\" ]; then echo \"$f\"; fi; done\n");
+/// A persisted file as the facts step found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    Absent,
+    /// A regular file, and its content.
+    Present(String),
+    /// A symlink: never followed (an audit reads nothing it should not).
+    Symlink,
+    /// A directory, device or anything but a regular file.
+    Special,
+}
+
+/// The facts step, reading the persisted files `paths` besides the facts.
+pub fn script(paths: &[String]) -> Script {
+    Script::new(Kind::Facts).set("rp_files", script::lines(paths))
+}
+
+/// Every path the facts step reads: each family's defaults, then `extra`
+/// (paths a play set).
+pub fn paths_to_read(extra: &[String]) -> Vec<String> {
     let mut paths: Vec<String> = ALL_PERSIST_PATHS.iter().map(|p| p.to_string()).collect();
-    for p in extra_paths {
+    for p in extra {
         if !paths.contains(p) {
             paths.push(p.clone());
         }
     }
-    for p in &paths {
-        let q = quote(p);
-        s.push_str(&format!(
-            "sec {}; if [ -f {q} ]; then echo present; cat {q}; else echo absent; fi\n",
-            quote(&format!("file:{p}"))
-        ));
-    }
-    s
+    paths
 }
 
 /// A value of an os-release style `KEY=value` file, unquoted.
@@ -170,9 +173,8 @@ fn saved(body: Option<&str>, what: &str) -> Result<String, String> {
 }
 
 impl Facts {
-    /// Interpret the output of [`read_script`].
-    pub fn parse(out: &str) -> Facts {
-        let s = Sections::parse(out);
+    /// Interpret the output of the facts step.
+    pub fn parse(s: &Sections) -> Facts {
         let osr = s.text("os_release");
         let (os, os_id) = if !osr.trim().is_empty() {
             let id = os_release_value(osr, "ID")
@@ -223,15 +225,35 @@ impl Facts {
             .filter(|l| !l.is_empty())
             .collect();
         let uid = s.text("uid").trim().parse().ok();
-        let mut files = BTreeMap::new();
-        let mut rest = out;
-        while let Some(i) = rest.find("\n@@rampart:file:") {
-            rest = &rest[i + "\n@@rampart:file:".len()..];
-            let path = rest.lines().next().unwrap_or("").to_string();
-            let body = s.text(&format!("file:{path}"));
-            let content = body.strip_prefix("present\n").map(str::to_string);
-            files.insert(path, content);
-        }
+        let files = s
+            .names()
+            .filter_map(|n| n.strip_prefix("file:"))
+            .map(|path| {
+                let body = s.text(&format!("file:{path}"));
+                let state = match body.split_once('\n') {
+                    Some(("present", content)) => FileState::Present(content.to_string()),
+                    _ if body.trim() == "present" => FileState::Present(String::new()),
+                    _ if body.trim() == "symlink" => FileState::Symlink,
+                    _ if body.trim() == "special" => FileState::Special,
+                    _ => FileState::Absent,
+                };
+                (path.to_string(), state)
+            })
+            .collect();
+        let init_lines: Vec<&str> = s.text("init").lines().map(str::trim).collect();
+        let init = if init_lines.contains(&"systemd running") {
+            Init::Systemd { running: true }
+        } else if init_lines.contains(&"systemd") {
+            Init::Systemd { running: false }
+        } else if init_lines.contains(&"openrc") {
+            Init::OpenRc
+        } else if init_lines.contains(&"sysv") {
+            Init::SysV
+        } else {
+            Init::Unknown
+        };
+        let switch_state =
+            Some(s.text("switch_state").trim().to_string()).filter(|t| !t.is_empty());
         Facts {
             os,
             os_id,
@@ -242,16 +264,40 @@ impl Facts {
             ufw_active,
             loaders,
             uid,
+            ssh_connection: parse_ssh_connection(s.text("ssh_connection")),
+            ipv6_enabled: s.text("ipv6").trim() != "disabled",
+            tools: ["unshare", "flock", "systemd-run"]
+                .iter()
+                .filter(|t| has.contains(t))
+                .map(|t| t.to_string())
+                .collect(),
+            init,
+            switch_state,
             save_v4: saved(s.get("save4"), "iptables-save"),
             save_v6: saved(s.get("save6"), "ip6tables-save"),
             files,
         }
     }
 
-    /// Is there a boot loader for the rules of this family?
+    /// Is there a boot loader for the rules of this family, of a kind the
+    /// host's init runs? systemd runs its enabled units and, through its
+    /// sysv generator, enabled rc scripts; a sysvinit boot ignores units,
+    /// and OpenRC follows only its runlevels.
     pub fn has_loader(&self, v6: bool) -> bool {
         self.loaders.iter().any(|p| {
+            let counts = match self.init {
+                Init::Systemd { .. } => p.starts_with("/etc/systemd/") || p.starts_with("/etc/rc"),
+                Init::SysV => p.starts_with("/etc/rc"),
+                Init::OpenRc => p.starts_with("/etc/runlevels/"),
+                Init::Unknown => true,
+            };
+            if !counts {
+                return false;
+            }
             let base = p.rsplit('/').next().unwrap_or(p);
+            if base.contains("rampart-firewall") {
+                return true;
+            }
             if base.contains("netfilter-persistent") || base.contains("iptables-persistent") {
                 return true;
             }
@@ -264,16 +310,30 @@ impl Facts {
     }
 }
 
+/// `client_ip client_port server_ip server_port`, as sshd sets it.
+fn parse_ssh_connection(text: &str) -> Option<(std::net::IpAddr, u16, std::net::IpAddr, u16)> {
+    let f: Vec<&str> = text.split_whitespace().collect();
+    if f.len() != 4 {
+        return None;
+    }
+    Some((
+        f[0].parse().ok()?,
+        f[1].parse().ok()?,
+        f[2].parse().ok()?,
+        f[3].parse().ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn out(sections: &[(&str, &str)]) -> String {
+    fn out(sections: &[(&str, &str)]) -> Sections {
         let mut s = String::from("motd noise\n");
         for (n, b) in sections {
-            s.push_str(&format!("\n@@rampart:{n}\n{b}"));
+            s.push_str(&format!("\n@@rampart:N:{n}\n{b}"));
         }
-        s
+        Sections::parse(&s, "N")
     }
 
     #[test]
@@ -312,9 +372,12 @@ mod tests {
         assert!(!f.has_loader(true));
         assert_eq!(
             f.files.get("/etc/sysconfig/iptables"),
-            Some(&Some("*filter\nCOMMIT\n".to_string()))
+            Some(&FileState::Present("*filter\nCOMMIT\n".to_string()))
         );
-        assert_eq!(f.files.get("/etc/sysconfig/ip6tables"), Some(&None));
+        assert_eq!(
+            f.files.get("/etc/sysconfig/ip6tables"),
+            Some(&FileState::Absent)
+        );
         assert_eq!(f.uid, Some(0));
     }
 
@@ -344,9 +407,26 @@ mod tests {
     }
 
     #[test]
-    fn read_script_quotes_extra_paths() {
-        let s = read_script(&["/etc/my rules;x".to_string()]);
-        assert!(s.contains("'/etc/my rules;x'"));
-        assert!(!s.contains("cat /etc/my rules;x"));
+    fn symlinks_and_ssh_connection_and_init() {
+        let o = out(&[
+            ("ssh_connection", "198.18.0.1 51234 198.18.0.2 22\n"),
+            ("init", "systemd\nsysv\n"),
+            ("ipv6", "disabled\n"),
+            ("file:/etc/iptables/rules.v4", "symlink\n"),
+            ("switch_state", "restore_failed\n"),
+        ]);
+        let f = Facts::parse(&o);
+        assert_eq!(
+            f.files.get("/etc/iptables/rules.v4"),
+            Some(&FileState::Symlink)
+        );
+        let (cip, cport, sip, sport) = f.ssh_connection.expect("parsed");
+        assert_eq!(
+            (cip.to_string(), cport, sip.to_string(), sport),
+            ("198.18.0.1".into(), 51234, "198.18.0.2".into(), 22)
+        );
+        assert_eq!(f.init, Init::Systemd { running: false });
+        assert!(!f.ipv6_enabled);
+        assert_eq!(f.switch_state.as_deref(), Some("restore_failed"));
     }
 }

@@ -97,6 +97,13 @@ impl KnownHosts {
         KnownHosts { entries }
     }
 
+    /// Add the entries of another file, read as one with this
+    /// (ssh_config's `UserKnownHostsFile` may name several: a key listed in
+    /// any of them is known).
+    pub fn extend(&mut self, other: KnownHosts) {
+        self.entries.extend(other.entries);
+    }
+
     fn for_host<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries
             .iter()

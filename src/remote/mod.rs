@@ -2,8 +2,10 @@
 //! through the [`Connector`] and [`Connection`] traits.
 
 pub mod facts;
+pub mod jump;
 pub mod knownhosts;
 pub mod reach;
+pub mod script;
 pub mod session;
 pub mod shell;
 

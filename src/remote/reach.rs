@@ -7,10 +7,11 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Everything needed to open an SSH connection to one host and run scripts
-/// there as root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// there as root. `Default` is a blank for builders and tests to fill in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Reach {
     /// The inventory name: what reports and error messages call the host.
     pub name: String,
@@ -20,8 +21,25 @@ pub struct Reach {
     pub user: String,
     /// A private key to offer; `None`: ssh-agent, then the default keys.
     pub identity_file: Option<PathBuf>,
-    /// Host keys are always checked against this file.
+    /// Host keys are always checked against this file; a key trusted on
+    /// first use is recorded here.
     pub known_hosts: PathBuf,
+    /// More known_hosts files, only read (ssh_config's `UserKnownHostsFile`
+    /// may name several): a key listed in any file is known.
+    pub extra_known_hosts: Vec<PathBuf>,
+    /// Trust and record a key not yet known (ssh_config's
+    /// `StrictHostKeyChecking accept-new`); a changed key still fails.
+    pub accept_new_host_key: bool,
+    /// Never ask the ssh-agent: only `identity_file`, else the default key
+    /// files (ssh_config's `IdentitiesOnly`).
+    pub identities_only: bool,
+    /// Bound on this host's TCP connect and handshake (ssh_config's
+    /// `ConnectTimeout`); `None`: the run's `--connect-timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// Jump hosts in order: the first is reached directly, each next one
+    /// through the ones before it, and this host through all of them. Their
+    /// own `jumps` are empty (the chain is already flat).
+    pub jumps: Vec<Reach>,
     /// Run scripts through `sudo -n` (the login user is not root).
     pub become_: bool,
     /// Name of the environment variable that holds the SSH password.
@@ -29,6 +47,17 @@ pub struct Reach {
     /// The password itself, once the app layer has read it (never from a
     /// file: from `password_env` or `--ask-pass`).
     pub password: Option<Password>,
+}
+
+impl Reach {
+    /// `user@address:port` (IPv6 in brackets), for messages.
+    pub fn endpoint(&self) -> String {
+        if self.address.contains(':') {
+            format!("{}@[{}]:{}", self.user, self.address, self.port)
+        } else {
+            format!("{}@{}:{}", self.user, self.address, self.port)
+        }
+    }
 }
 
 /// A secret that never shows itself in `Debug` output, logs or reports.
@@ -68,6 +97,7 @@ mod tests {
             become_: false,
             password_env: Some("PW".into()),
             password: Some(Password::new("hunter2-secret".into())),
+            ..Reach::default()
         };
         let shown = format!("{r:?} {r:#?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -1,21 +1,22 @@
-//! The one place where shell text for a host is built.
+//! Shell quoting, the fixed remote command, and the sections of a step's
+//! output.
 //!
-//! Guarantee 7 of SPEC §6: no value from an inventory or a playbook reaches a
-//! remote shell unquoted. Every script rampart runs is sent on the standard
-//! input of a fixed command (`sh -s`, or `sudo -n sh -s`), so the command line
-//! that sshd hands to the login shell never carries a value; inside the script
-//! every value goes through [`quote`], and file contents travel in heredocs
-//! whose delimiter is chosen so that it cannot occur in the content.
+//! No value from an inventory or a playbook reaches a remote shell unquoted
+//! (docs/design.md, "Guarantees"): the command line sshd hands to the login
+//! shell is fixed ([`remote_command`]: it never carries a value), scripts
+//! travel on its standard input, and every value in them is a shell
+//! variable assigned with [`quote`] (see [`super::script`]).
 
-use std::fmt::Write as _;
-
-/// The fixed remote command: read a script from stdin, as root (`sudo -n`
-/// when the inventory asks for `become`: never prompts, fails instead).
+/// The fixed remote command: a shell reading its steps from stdin, as root
+/// (`sudo -n` when the inventory asks for `become`: never prompts, fails
+/// instead). Its one argument is the login shell's `$SSH_CONNECTION` (how
+/// the host sees this connection, for the lockout prediction): sshd sets
+/// it, and sudo's environment reset would drop it.
 pub fn remote_command(become_: bool) -> &'static str {
     if become_ {
-        "sudo -n -- sh -s"
+        "sudo -n -- sh -s \"$SSH_CONNECTION\""
     } else {
-        "sh -s"
+        "sh -s \"$SSH_CONNECTION\""
     }
 }
 
@@ -43,30 +44,10 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// The prologue of every script: a known PATH (sudo's secure_path and
-/// non-root logins may lack /sbin), the C locale (parsable output), a tight
-/// umask (backups and rules are sensitive), and the section marker function.
-pub const PROLOGUE: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
-export PATH\nLC_ALL=C\nexport LC_ALL\numask 077\n\
-sec() { printf '\\n@@rampart:%s\\n' \"$1\"; }\n";
-
-/// Append a heredoc that writes `content` to the file `path` (quoted).
-/// The delimiter is lengthened until it cannot appear as a line of `content`.
-pub fn heredoc_to_file(script: &mut String, path: &str, content: &str) {
-    let mut delim = String::from("RAMPART_EOF");
-    while content.lines().any(|l| l == delim) {
-        delim.push('_');
-    }
-    let _ = writeln!(script, "cat > {} <<'{}'", quote(path), delim);
-    script.push_str(content);
-    if !content.ends_with('\n') {
-        script.push('\n');
-    }
-    script.push_str(&delim);
-    script.push('\n');
-}
-
-/// Output of a script split at `@@rampart:NAME` marker lines.
+/// Output of a step split at its section markers: lines
+/// `@@rampart:NONCE:NAME`, printed by `sec NAME` (`lib.sh`). The nonce is
+/// random per connection, so no text a host prints (a rule comment, a
+/// file's content) can start a section of its own.
 #[derive(Debug, Default, Clone)]
 pub struct Sections {
     items: Vec<(String, String)>,
@@ -76,11 +57,12 @@ impl Sections {
     /// Split `out` into named sections. Text before the first marker is
     /// kept under the empty name. A section's trailing blank lines are
     /// dropped (the marker function adds one).
-    pub fn parse(out: &str) -> Sections {
+    pub fn parse(out: &str, nonce: &str) -> Sections {
+        let marker = format!("@@rampart:{nonce}:");
         let mut items: Vec<(String, String)> = vec![(String::new(), String::new())];
         for line in out.split_inclusive('\n') {
             let bare = line.trim_end_matches('\n');
-            if let Some(name) = bare.strip_prefix("@@rampart:") {
+            if let Some(name) = bare.strip_prefix(marker.as_str()) {
                 items.push((name.to_string(), String::new()));
             } else if let Some(last) = items.last_mut() {
                 last.1.push_str(line);
@@ -103,6 +85,16 @@ impl Sections {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.as_str())
+    }
+
+    /// Whether any section at all was printed (the step ran).
+    pub fn any(&self) -> bool {
+        self.items.len() > 1
+    }
+
+    /// The names of the sections, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().skip(1).map(|(n, _)| n.as_str())
     }
 
     /// The body, or "" when the section is absent.
@@ -131,19 +123,12 @@ mod tests {
     }
 
     #[test]
-    fn heredoc_delimiter_never_collides() {
-        let mut s = String::new();
-        heredoc_to_file(&mut s, "/tmp/x", "RAMPART_EOF\nRAMPART_EOF_\n");
-        assert!(s.ends_with("RAMPART_EOF__\n"));
-    }
-
-    #[test]
     fn sections_split_at_markers() {
-        let out = "junk\n\n@@rampart:a\none\ntwo\n\n@@rampart:b\n\n@@rampart:c\nno newline\n";
-        let s = Sections::parse(out);
+        let out = "junk\n\n@@rampart:N:a\none\ntwo\n\n@@rampart:N:b\n\n@@rampart:N:c\nno newline\n@@rampart:FORGED:d\n";
+        let s = Sections::parse(out, "N");
         assert_eq!(s.text("a"), "one\ntwo\n");
         assert_eq!(s.text("b"), "");
-        assert_eq!(s.text("c"), "no newline\n");
+        assert_eq!(s.text("c"), "no newline\n@@rampart:FORGED:d\n");
         assert_eq!(s.get("d"), None);
     }
 }

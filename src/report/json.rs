@@ -1,4 +1,4 @@
-//! `--format json`: exactly one JSON document on stdout (SPEC §5). The only
+//! `--format json`: exactly one JSON document on stdout. The only
 //! output with a wall-clock timestamp (`started_at`), so text reports stay
 //! diffable run to run.
 
@@ -30,26 +30,36 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// The report of a run that just ended: it started `duration_ms` ago.
 pub fn render(summary: &RunSummary, reports: &[HostReport]) -> String {
-    let mut counts_obj = Map::new();
-    counts_obj.insert("hosts".into(), json!(reports.len()));
-    for (s, n) in counts(reports) {
-        counts_obj.insert(s.as_str().into(), json!(n));
-    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let started = now.saturating_sub(summary.duration_ms / 1000);
-    let doc = json!({
+    render_at(summary, reports, &rfc3339(started))
+}
+
+/// The report with a given start time (a merged report keeps the first
+/// shard's).
+pub fn render_at(summary: &RunSummary, reports: &[HostReport], started_at: &str) -> String {
+    let mut counts_obj = Map::new();
+    counts_obj.insert("hosts".into(), json!(reports.len()));
+    for (s, n) in counts(reports) {
+        counts_obj.insert(s.as_str().into(), json!(n));
+    }
+    let mut doc = json!({
         "command": summary.command,
         "playbook": summary.playbook,
         "check": summary.check,
-        "started_at": rfc3339(started),
+        "started_at": started_at,
         "duration_ms": summary.duration_ms,
         "summary": Value::Object(counts_obj),
         "hosts": reports,
     });
+    if let Some(s) = summary.shard {
+        doc["shard"] = json!({"index": s.index, "count": s.count});
+    }
     let mut s =
         serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');

@@ -200,11 +200,12 @@ pub(crate) fn lockout_rolls_back(lab: &Lab) {
         .collect();
     assert!(before[0].v4.contains("HANDMADE"), "{:?}", before[0]);
 
+    // --no-predict: the lockout must really be applied, to test the rollback.
     let out = run(
         "apply",
         &playbook("lockout.yml"),
         &lab.inventory(),
-        &["--format", "json"],
+        &["--format", "json", "--no-predict"],
     );
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
@@ -266,7 +267,13 @@ pub(crate) fn killed_controller_restored_by_switch(lab: &Lab) {
         .arg(playbook("lockout.yml"))
         .arg("-i")
         .arg(lab.inventory())
-        .args(["--connect-timeout", "4", "--confirm-timeout", "13"])
+        .args([
+            "--connect-timeout",
+            "4",
+            "--confirm-timeout",
+            "13",
+            "--no-predict",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -317,14 +324,23 @@ pub(crate) fn killed_controller_restored_by_switch(lab: &Lab) {
             after.files.iter().all(Option::is_none),
             "{name}: something was persisted"
         );
-        // The switch cleans up after itself: no pid file, no uploaded rules;
-        // it leaves a note that it fired.
+        // The switch cleans up after itself (no pid file, no script) and
+        // leaves its record: the claim it won, and what it did.
         let mut dir = after.state_dir.clone().unwrap_or_default();
         dir.sort();
+        let claims = dir.iter().filter(|f| f.starts_with("claim.")).count();
+        dir.retain(|f| !f.starts_with("claim."));
+        assert_eq!(claims, 1, "{name}: one claim, the switch's");
         assert_eq!(
             dir,
-            ["backup.v4", "backup.v6", "switch.fired"],
+            ["backup.v4", "backup.v6", "switch.state"],
             "{name}: /var/lib/rampart"
+        );
+        let record = lab.exec_in(name, &["cat", "/var/lib/rampart/switch.state"]);
+        assert_eq!(
+            stdout(&record).trim(),
+            "restored",
+            "{name}: the switch's record"
         );
         let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
@@ -734,6 +750,7 @@ fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
             &book,
             "-i",
             &inv,
+            "--no-predict",
             "--connect-timeout",
             "4",
             "--confirm-timeout",

@@ -20,7 +20,7 @@ use crate::support::{
 /// only that, is in the overlay's upper dir, listed from the machine (a
 /// deleted file leaves a whiteout there, a changed one a copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     v4: String,
     v6: String,
     /// path -> type, mode, size, mtime
@@ -34,7 +34,7 @@ fn parse_listing(listing: &str, prefix: &str, files: &mut BTreeMap<String, Strin
     }
 }
 
-fn snapshot(lab: &Lab, host: &str) -> Snapshot {
+pub(crate) fn snapshot(lab: &Lab, host: &str) -> Snapshot {
     let left = settle_processes(lab, host, Duration::from_secs(5));
     assert!(left.is_empty(), "{host}: processes besides sshd: {left:?}");
     let (v4, v6) = live_both(lab, host);
@@ -86,7 +86,7 @@ fn changed_paths(a: &Snapshot, b: &Snapshot) -> BTreeSet<String> {
 }
 
 /// How `b` differs from `a`, paths in `noise` aside; empty when the same.
-fn what_changed(a: &Snapshot, b: &Snapshot, noise: &BTreeSet<String>) -> String {
+pub(crate) fn what_changed(a: &Snapshot, b: &Snapshot, noise: &BTreeSet<String>) -> String {
     let mut out = String::new();
     if a.v4 != b.v4 {
         out.push_str(&format!("iptables:\n{}\n->\n{}\n", a.v4, b.v4));
@@ -115,7 +115,7 @@ fn what_changed(a: &Snapshot, b: &Snapshot, noise: &BTreeSet<String>) -> String 
 /// bash run by sshd sources .bashrc, which may e.g. `pyenv rehash`). Found
 /// with a plain `ssh host true` between two snapshots; a login must not
 /// touch rules or processes.
-fn login_noise(lab: &Lab, host: &str) -> BTreeSet<String> {
+pub(crate) fn login_noise(lab: &Lab, host: &str) -> BTreeSet<String> {
     let warm = lab.ssh(host, "true");
     assert!(warm.status.success(), "{host}: {}", show(&warm));
     let a = snapshot(lab, host);

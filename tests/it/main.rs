@@ -5,9 +5,13 @@ mod support;
 
 mod cli_input;
 mod lab;
+mod predict;
 
 mod apply;
 mod audit;
+mod corpus;
 mod distros;
+mod operator;
 mod realworld;
 mod rollout;
+mod scripts;
