@@ -8,7 +8,7 @@
 //! - systemd iff `/run/systemd/system` is a directory, or `/sbin/init`
 //!   resolves to a path ending in `/systemd` and `/etc/systemd/system` is a
 //!   directory;
-//! - else OpenRC if `/sbin/openrc-run` or `/sbin/openrc` exists;
+//! - else OpenRC if `/sbin/openrc-run` or `/sbin/openrc` is executable;
 //! - else sysvinit if `/etc/init.d` exists.
 //!
 //! Then the firewall loaders that init would start, in its order:
@@ -214,7 +214,7 @@ pub fn init_system(root: &Path) -> InitSystem {
         || (init_is_systemd && is_dir(root, "/etc/systemd/system"))
     {
         InitSystem::Systemd
-    } else if exists(root, "/sbin/openrc-run") || exists(root, "/sbin/openrc") {
+    } else if is_executable(root, "/sbin/openrc-run") || is_executable(root, "/sbin/openrc") {
         InitSystem::OpenRc
     } else if is_dir(root, "/etc/init.d") {
         InitSystem::SysVinit
