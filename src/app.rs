@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Cli, Command, InventoryArgs, ReportCommand, RunArgs};
+use crate::cli::{Cli, Command, InventoryArgs, LabCommand, ReportCommand, RunArgs};
 use crate::converge::{runner, Event, Job, RunConfig, Serial};
 use crate::error::{Error, Result};
 use crate::inventory::{Host, Inventory, LoadOptions, Shard, SshConfigChoice};
@@ -41,7 +41,88 @@ pub fn run(cli: Cli) -> Result<u8> {
             report::print(&page)?;
             Ok(crate::exit::OK)
         }
-        Command::Lab(args) => crate::lab::cli(&args.command),
+        Command::Lab(args) => lab_command(args.command),
+    }
+}
+
+/// `rampart lab ...`: the lab works with plain arguments; what it did is
+/// printed here.
+fn lab_command(cmd: LabCommand) -> Result<u8> {
+    use crate::lab::{self, Distro, Kind};
+    match cmd {
+        LabCommand::Up {
+            n,
+            dir,
+            distros,
+            cache,
+        } => {
+            let t0 = Instant::now();
+            let kinds = if distros.is_empty() {
+                Vec::new()
+            } else {
+                Kind::parse_list(&distros)?
+            };
+            let cache = lab::rootfs::cache_dir(cache.as_deref())?;
+            let state = lab::up(n as usize, &dir, &kinds, &cache)?;
+            print!("{}", lab::up_summary(&state, t0.elapsed()));
+            Ok(crate::exit::OK)
+        }
+        LabCommand::Down { dir } => {
+            let t0 = Instant::now();
+            let s = lab::down(&dir)?;
+            if s.found {
+                println!(
+                    "lab down: {} removed in {:.1} s ({} namespaces, {} links, {} processes)",
+                    s.dir.display(),
+                    t0.elapsed().as_secs_f64(),
+                    s.netns,
+                    s.links,
+                    s.processes
+                );
+            } else {
+                println!("lab down: no lab in {}: nothing to do", s.dir.display());
+            }
+            Ok(crate::exit::OK)
+        }
+        LabCommand::Status { dir } => {
+            let (text, all_up) = lab::status(&dir)?;
+            print!("{text}");
+            Ok(if all_up {
+                crate::exit::OK
+            } else {
+                crate::exit::HOST_PROBLEM
+            })
+        }
+        LabCommand::Reboot { hosts, dir } => {
+            let t0 = Instant::now();
+            let done = lab::reboot(&dir, &hosts)?;
+            print!("{}", lab::reboot_summary(&done, t0.elapsed()));
+            Ok(if done.iter().all(|r| r.outcome.is_ok()) {
+                crate::exit::OK
+            } else {
+                crate::exit::HOST_PROBLEM
+            })
+        }
+        LabCommand::Rootfs {
+            kinds,
+            refresh,
+            cache,
+        } => {
+            let mut distros = Vec::new();
+            for k in kinds.iter().flat_map(|k| k.split(',')) {
+                distros.push(Distro::parse(k).ok_or_else(|| {
+                    let names: Vec<&str> = Distro::ALL.iter().map(|d| d.name()).collect();
+                    Error::Lab(format!(
+                        "{k:?} has no root filesystem: choose among {}",
+                        names.join(", ")
+                    ))
+                })?);
+            }
+            let cache = lab::rootfs::cache_dir(cache.as_deref())?;
+            let built = lab::build_rootfs(&distros, &cache, refresh)?;
+            print!("{}", lab::rootfs_table(&built));
+            Ok(crate::exit::OK)
+        }
     }
 }
 

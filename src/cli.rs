@@ -180,12 +180,24 @@ pub struct LabArgs {
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum LabCommand {
-    /// Bring up N hosts (repairs or rebuilds a half-built lab in the same dir).
+    /// Bring up N hosts (rebuilds any lab already in the same dir).
     Up {
         #[arg(value_parser = clap::value_parser!(u32).range(1..=1000))]
         n: u32,
         #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
         dir: PathBuf,
+        /// Kinds given to hosts round-robin, comma-separated: real root
+        /// filesystems debian11, debian12, debian13, debian12-legacy,
+        /// busybox (built once with debootstrap, then cached), or
+        /// personalities on this machine's userland: centos6, rocky9,
+        /// ubuntu22. Default: the personalities centos6, rocky9, debian12,
+        /// ubuntu22.
+        #[arg(long, value_delimiter = ',')]
+        distros: Vec<String>,
+        /// Where root filesystems are cached (default: $RAMPART_LAB_CACHE,
+        /// else /srv/rampart-cache).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Remove every namespace, link, process and mount the lab made.
     Down {
@@ -196,5 +208,27 @@ pub enum LabCommand {
     Status {
         #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
         dir: PathBuf,
+    },
+    /// Power-cycle hosts: kill every process, reset every netfilter table,
+    /// run the boot-time loaders of persisted rules, start sshd again.
+    Reboot {
+        /// Host names (h001 ...), or `all`.
+        #[arg(required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Build the root filesystems of these kinds ahead of time (all when
+    /// none is named), and show what each runs: OpenSSH, iptables, backend.
+    Rootfs {
+        /// debian11, debian12, debian13, debian12-legacy, busybox.
+        kinds: Vec<String>,
+        /// Build again even when cached (labs running on the old one keep it).
+        #[arg(long)]
+        refresh: bool,
+        /// Where root filesystems are cached (default: $RAMPART_LAB_CACHE,
+        /// else /srv/rampart-cache).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
 }

@@ -11,8 +11,12 @@
 //!   only cut that host off;
 //! - a mount and UTS namespace with overlays on /etc, /var, /root and tmpfs on
 //!   /run, /tmp, so each host has its own os-release, persisted rules,
-//!   backups, hostname and processes (see [`host`] for how it boots);
-//! - its own sshd with its own host key, listening on port 22.
+//!   backups, hostname and processes (see [`host`] for how it boots); or,
+//!   for a real distro (`--distros`, see [`rootfs`]), an overlay on its whole
+//!   `/` whose lower layer is that distro's cached root filesystem;
+//! - its own sshd with its own host key, listening on port 22, started after
+//!   the firewall loaders its init would run at boot (see [`loaders`]), so
+//!   `lab reboot` ([`reboot`]) meets persisted rules the way a real boot does.
 //!
 //! The lab dir D (default [`DEFAULT_DIR`]) holds `state.json` (see
 //! [`state`]), the client key `id_ed25519`, `known_hosts` with the real host
@@ -39,7 +43,9 @@
 //! `RAMPART_LAB_TRACE=1` prints how long each phase of `lab up` took.
 
 pub mod host;
+pub mod loaders;
 pub mod net;
+pub mod rootfs;
 pub mod state;
 pub mod sys;
 
@@ -53,9 +59,9 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use state::{Creator, HostPaths, HostState, LabPaths, LabState, Personality};
+pub use rootfs::Distro;
+pub use state::{Creator, HostPaths, HostState, Kind, LabPaths, LabState, Personality};
 
-use crate::cli::LabCommand;
 use crate::error::{Error, Result};
 
 /// Where `rampart lab` keeps a lab when `--dir` is not given. Not under
@@ -71,47 +77,6 @@ const FORBIDDEN: &[&str] = &[
 /// Parallel workers for per-host setup. Most of the work is fork/exec and
 /// kernel time, so a few more than the cores keeps them busy.
 const WORKERS: usize = 8;
-
-/// How long one host may take from boot to a listening sshd.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Run a `rampart lab ...` command; returns the exit code.
-pub fn cli(cmd: &LabCommand) -> Result<u8> {
-    match cmd {
-        LabCommand::Up { n, dir } => {
-            let t0 = Instant::now();
-            let state = up(*n as usize, dir)?;
-            print!("{}", up_summary(&state, t0.elapsed()));
-            Ok(crate::exit::OK)
-        }
-        LabCommand::Down { dir } => {
-            let t0 = Instant::now();
-            let s = down(dir)?;
-            if s.found {
-                println!(
-                    "lab down: {} removed in {:.1} s ({} namespaces, {} links, {} processes)",
-                    s.dir.display(),
-                    t0.elapsed().as_secs_f64(),
-                    s.netns,
-                    s.links,
-                    s.processes
-                );
-            } else {
-                println!("lab down: no lab in {}: nothing to do", s.dir.display());
-            }
-            Ok(crate::exit::OK)
-        }
-        LabCommand::Status { dir } => {
-            let (text, all_up) = status(dir)?;
-            print!("{text}");
-            Ok(if all_up {
-                crate::exit::OK
-            } else {
-                crate::exit::HOST_PROBLEM
-            })
-        }
-    }
-}
 
 /// The lab dir as an absolute path with symlinks resolved, or a refusal
 /// saying why it cannot be one.
@@ -168,7 +133,12 @@ pub fn lab_dir(dir: &Path) -> Result<PathBuf> {
 
 /// Bring up `n` hosts in `dir`, replacing any lab already there; returns
 /// once every sshd accepts connections. On failure, removes what it built.
-pub fn up(n: usize, dir: &Path) -> Result<LabState> {
+///
+/// `kinds` are given to hosts round-robin (h001 the first, ...); empty
+/// means the personalities ([`Kind::default_cycle`]). The root filesystems
+/// of distro kinds come from `cache` (see [`rootfs`]), built first when
+/// missing: that is the only slow part, and happens once per machine.
+pub fn up(n: usize, dir: &Path, kinds: &[Kind], cache: &Path) -> Result<LabState> {
     let tools = sys::preflight(false)?;
     let dir = lab_dir(dir)?;
     if n == 0 || n > net::MAX_HOSTS {
@@ -177,6 +147,23 @@ pub fn up(n: usize, dir: &Path) -> Result<LabState> {
             net::MAX_HOSTS
         )));
     }
+    let kinds = if kinds.is_empty() {
+        Kind::default_cycle()
+    } else {
+        kinds.to_vec()
+    };
+    // Before anything is made on the machine: a build takes a minute.
+    let distros: Vec<Distro> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            Kind::Distro(d) => Some(*d),
+            Kind::Personality(_) => None,
+        })
+        .collect();
+    let roots: Vec<(Distro, PathBuf)> = ensure_rootfs(&distros, cache, false)?
+        .into_iter()
+        .map(|(r, _)| (r.distro, r.root()))
+        .collect();
     let paths = LabPaths::new(&dir);
     if paths.state().exists() || !net::bridges_of(&dir).is_empty() {
         eprintln!(
@@ -213,10 +200,11 @@ pub fn up(n: usize, dir: &Path) -> Result<LabState> {
         gateway: None,
         creator: Creator::parent(),
         complete: false,
+        kinds,
         hosts: Vec::new(),
     };
     state.save()?;
-    match build(&tools, &mut state, n) {
+    match build(&tools, &mut state, n, &roots) {
         Ok(()) => Ok(state),
         Err(e) => {
             eprintln!("lab: up failed; removing what was built");
@@ -228,7 +216,12 @@ pub fn up(n: usize, dir: &Path) -> Result<LabState> {
     }
 }
 
-fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
+fn build(
+    tools: &sys::Tools,
+    state: &mut LabState,
+    n: usize,
+    roots: &[(Distro, PathBuf)],
+) -> Result<()> {
     let paths = state.paths();
     let t0 = Instant::now();
     let trace = |what: &str| {
@@ -244,9 +237,15 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     state.hosts = (1..=n)
         .map(|i| {
             let name = format!("h{i:03}");
+            let kind = state.kinds[(i - 1) % state.kinds.len()];
+            let rootfs = match kind {
+                Kind::Distro(d) => roots.iter().find(|(r, _)| *r == d).map(|(_, p)| p.clone()),
+                Kind::Personality(_) => None,
+            };
             HostState {
                 address: net::host_address(k, i),
-                personality: Personality::of_host(i),
+                kind,
+                rootfs,
                 netns: net::netns_name(k, &name),
                 veth: net::veth_name(k, i),
                 mac: net::host_mac(k, i),
@@ -263,7 +262,7 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     let client_pub = fs::read_to_string(paths.identity_pub())
         .map_err(|e| Error::io("cannot read the lab's client key", e))?;
     let root_hash = root_password(tools, &paths)?;
-    let common = host::Common::new(client_pub, &root_hash)?;
+    let common = host::Common::new(client_pub, &root_hash, roots)?;
     trace("client key");
 
     // The machine side in one `ip` process: bridge, namespaces, veths.
@@ -282,27 +281,9 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     ];
     let mut fdb = Vec::new();
     for h in &state.hosts {
-        lines.push(format!("netns add {}", h.netns));
-        lines.push(format!(
-            "link add {} type veth peer name eth0 address {} netns {}",
-            h.veth, h.mac, h.netns
-        ));
-        lines.push(format!("link set {} master {bridge} up", h.veth));
-        // Hosts' IPv6 chatter (DAD, router solicitations, MLD) is not
-        // flooded to every other host: with N hosts that is N² deliveries.
-        // The machine still sees it, and what it sends still reaches all.
-        lines.push(format!(
-            "link set {} type bridge_slave mcast_flood off",
-            h.veth
-        ));
-        lines.push(format!(
-            "neigh replace {} lladdr {} dev {bridge} nud permanent",
-            h.address, h.mac
-        ));
-        fdb.push(format!(
-            "fdb replace {} dev {} master static",
-            h.mac, h.veth
-        ));
+        let (plug, f) = net::plug_lines(h, &bridge);
+        lines.extend(plug);
+        fdb.push(f);
     }
     net::ip_batch(tools, &lines, false)?;
     net::bridge_batch(tools, &fdb, false)?;
@@ -312,7 +293,7 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
     // fork/exec and kernel work. Each worker sees its host listening before
     // it takes the next: a boot is a dozen execs and mounts, and starting
     // hundreds at once only makes the last ones miss their deadline.
-    let spent = [(); 4].map(|()| std::sync::atomic::AtomicU64::new(0));
+    let spent = [(); 3].map(|()| std::sync::atomic::AtomicU64::new(0));
     let timed = |i: usize, t: Instant| {
         spent[i].fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
     };
@@ -325,17 +306,14 @@ fn build(tools: &sys::Tools, state: &mut LabState, n: usize) -> Result<()> {
         host::keygen(tools, &hp.host_key(), &format!("root@{}", h.name))?;
         timed(1, t);
         let t = Instant::now();
-        host::boot(tools, &hp, h)?;
+        host::boot(tools, &hp, h, t + host::BOOT_TIMEOUT)?;
         timed(2, t);
-        let t = Instant::now();
-        host::wait_ready(&hp, h, t + BOOT_TIMEOUT)?;
-        timed(3, t);
         Ok(())
     })?;
-    let [files, keys, spawns, boots] = spent.map(|a| a.into_inner() / 1000);
+    let [files, keys, boots] = spent.map(|a| a.into_inner() / 1000);
     trace(&format!(
         "every sshd answers (worker time: files {files} ms, keys {keys} ms, \
-         spawns {spawns} ms, boots {boots} ms)"
+         boots {boots} ms)"
     ));
     let mut known = String::new();
     for h in &state.hosts {
@@ -389,7 +367,8 @@ fn for_each_parallel<T: Sync>(
     }
 }
 
-/// D/inventory.yml: a SPEC §2 native inventory, one group per personality.
+/// D/inventory.yml: a native inventory (README, "Inventory"), one group per
+/// kind of host.
 pub fn inventory_yaml(state: &LabState) -> String {
     // JSON strings are YAML double-quoted scalars: any path is quoted right.
     let q = |p: &Path| serde_json::Value::String(p.display().to_string()).to_string();
@@ -411,19 +390,25 @@ pub fn inventory_yaml(state: &LabState) -> String {
         let _ = writeln!(s, "  {}: {{address: {}}}", h.name, h.address);
     }
     s.push_str("groups:\n");
-    for p in Personality::ALL {
+    let kinds = if state.kinds.is_empty() {
+        Kind::default_cycle()
+    } else {
+        state.kinds.clone()
+    };
+    for k in kinds {
         let names: Vec<&str> = state
             .hosts
             .iter()
-            .filter(|h| h.personality == p)
+            .filter(|h| h.kind == k)
             .map(|h| h.name.as_str())
             .collect();
-        let _ = writeln!(s, "  {p}: [{}]", names.join(", "));
+        let _ = writeln!(s, "  {k}: [{}]", names.join(", "));
     }
     s
 }
 
-fn up_summary(state: &LabState, took: Duration) -> String {
+/// What `lab up` prints: where the lab is and how to use it.
+pub fn up_summary(state: &LabState, took: Duration) -> String {
     let paths = state.paths();
     let (first, last) = match (state.hosts.first(), state.hosts.last()) {
         (Some(f), Some(l)) => (f.address.to_string(), l.address.to_string()),
@@ -668,6 +653,185 @@ fn clean_index(tools: &sys::Tools, k: u32, bridge: bool) -> Result<(usize, usize
     Ok((netns.len(), veths.len() + usize::from(has_bridge), procs))
 }
 
+/// What `lab reboot` did to one host.
+#[derive(Debug, Clone)]
+pub struct Rebooted {
+    pub name: String,
+    pub kind: Kind,
+    /// From the kill to SSH answering, or why the host did not come back.
+    pub outcome: std::result::Result<(Duration, host::BootReport), String>,
+}
+
+/// `lab reboot HOST...` (`all` for every host): power-cycle them, in
+/// parallel (see [`host::reboot`]). Every host named is attempted; each
+/// one's outcome is in the result.
+pub fn reboot(dir: &Path, names: &[String]) -> Result<Vec<Rebooted>> {
+    let tools = sys::preflight(false)?;
+    let dir = lab_dir(dir)?;
+    let state = LabState::load(&dir)?
+        .ok_or_else(|| Error::Lab(format!("no lab in {} (no state.json)", dir.display())))?;
+    if !state.complete {
+        return Err(Error::Lab(format!(
+            "the lab in {} is incomplete: rebuild it with `lab up`",
+            dir.display()
+        )));
+    }
+    if names.is_empty() {
+        return Err(Error::Lab("name the hosts to reboot (or `all`)".into()));
+    }
+    for n in names {
+        if n != "all" && state.host(n).is_none() {
+            return Err(Error::Lab(format!(
+                "no host {n} in the lab at {}",
+                dir.display()
+            )));
+        }
+    }
+    let hosts: Vec<&HostState> = state
+        .hosts
+        .iter()
+        .filter(|h| names.iter().any(|n| n == "all" || *n == h.name))
+        .collect();
+    let done = Mutex::new(Vec::new());
+    let _ = for_each_parallel(&hosts, WORKERS, |h| {
+        let t = Instant::now();
+        let outcome = host::reboot(&tools, &state, h)
+            .map(|boot| (t.elapsed(), boot))
+            .map_err(|e| e.to_string());
+        if let Ok(mut d) = done.lock() {
+            d.push(Rebooted {
+                name: h.name.clone(),
+                kind: h.kind,
+                outcome,
+            });
+        }
+        Ok(())
+    });
+    let mut done = done.into_inner().unwrap_or_default();
+    done.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(done)
+}
+
+/// `lab reboot`'s report: per host, how long until SSH answered, its init,
+/// and every firewall loader it ran with its exit status.
+pub fn reboot_summary(done: &[Rebooted], took: Duration) -> String {
+    let mut s = String::new();
+    for r in done {
+        match &r.outcome {
+            Ok((t, boot)) => {
+                let _ = writeln!(
+                    s,
+                    "{} ({}): SSH answers {:.1} s after the power cut; {}, {}",
+                    r.name,
+                    r.kind,
+                    t.as_secs_f64(),
+                    boot.init.name(),
+                    match boot.loaders.len() {
+                        0 => "no firewall loader enabled".to_string(),
+                        1 => "1 firewall loader:".to_string(),
+                        n => format!("{n} firewall loaders:"),
+                    }
+                );
+                for l in &boot.loaders {
+                    let _ = writeln!(s, "  {}", l.describe());
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "{} ({}): FAILED: {e}", r.name, r.kind);
+            }
+        }
+    }
+    let failed = done.iter().filter(|r| r.outcome.is_err()).count();
+    let ok = done.len() - failed;
+    let _ = writeln!(
+        s,
+        "lab reboot: {ok} host{} rebooted in {:.1} s{}",
+        if ok == 1 { "" } else { "s" },
+        took.as_secs_f64(),
+        if failed > 0 {
+            format!(", {failed} FAILED")
+        } else {
+            String::new()
+        }
+    );
+    s
+}
+
+/// `lab rootfs [KIND...]`: build the root filesystems of these distros
+/// (all of them when none is named) that the cache lacks, or all of them
+/// again with `refresh`. Returns each one and whether it was built now.
+pub fn build_rootfs(
+    kinds: &[Distro],
+    cache: &Path,
+    refresh: bool,
+) -> Result<Vec<(rootfs::Rootfs, bool)>> {
+    if !sys::is_root() {
+        return Err(Error::Lab(
+            "building root filesystems needs root (debootstrap, chroot, namespaces)".into(),
+        ));
+    }
+    let kinds = if kinds.is_empty() {
+        Distro::ALL.to_vec()
+    } else {
+        kinds.to_vec()
+    };
+    ensure_rootfs(&kinds, cache, refresh)
+}
+
+/// [`rootfs::ensure`] for each kind, in parallel; in the order given.
+fn ensure_rootfs(
+    kinds: &[Distro],
+    cache: &Path,
+    refresh: bool,
+) -> Result<Vec<(rootfs::Rootfs, bool)>> {
+    // Two at a time: one downloads and unpacks (network, disk) while the
+    // other configures (CPU); more only make a 2-core machine thrash.
+    let done = Mutex::new(Vec::new());
+    for_each_parallel(kinds, 2, |d| {
+        let r = rootfs::ensure(cache, *d, refresh)?;
+        if let Ok(mut v) = done.lock() {
+            v.push(r);
+        }
+        Ok(())
+    })?;
+    let mut done = done.into_inner().unwrap_or_default();
+    done.sort_by_key(|(r, _)| kinds.iter().position(|k| *k == r.distro));
+    Ok(done)
+}
+
+/// The table of built root filesystems: what each kind really runs.
+pub fn rootfs_table(list: &[(rootfs::Rootfs, bool)]) -> String {
+    let mut s = format!(
+        "{:<16} {:<9} {:<8} {:<9} {:<10} {:<15} {:<8} {}\n",
+        "KIND", "SUITE", "OPENSSH", "IPTABLES", "BACKEND", "SH", "BUILD", "ROOT"
+    );
+    for (r, built) in list {
+        let i = &r.info;
+        let sh = if i.sh == "busybox" {
+            format!("busybox {}", i.upstream("busybox"))
+        } else {
+            i.sh.clone()
+        };
+        let _ = writeln!(
+            s,
+            "{:<16} {:<9} {:<8} {:<9} {:<10} {:<15} {:<8} {}",
+            r.distro.name(),
+            i.suite,
+            i.upstream("openssh-server"),
+            i.upstream("iptables"),
+            i.backend,
+            sh,
+            if *built {
+                format!("{} s", i.build_seconds)
+            } else {
+                "cached".to_string()
+            },
+            r.root().display()
+        );
+    }
+    s
+}
+
 /// `lab status`: a table of hosts and whether each sshd answers. Returns
 /// the text and whether all hosts answer. Reads only; needs no root.
 pub fn status(dir: &Path) -> Result<(String, bool)> {
@@ -703,16 +867,17 @@ pub fn status(dir: &Path) -> Result<(String, bool)> {
     );
     let _ = writeln!(
         s,
-        "{:<6} {:<15} {:<11} {:<14} SSHD",
-        "NAME", "ADDRESS", "PERSONALITY", "NETNS"
+        "{:<6} {:<15} {:<15} {:<8} {:<14} SSHD",
+        "NAME", "ADDRESS", "KIND", "USERLAND", "NETNS"
     );
     for (h, up) in state.hosts.iter().zip(&up) {
         let _ = writeln!(
             s,
-            "{:<6} {:<15} {:<11} {:<14} {}",
+            "{:<6} {:<15} {:<15} {:<8} {:<14} {}",
             h.name,
             h.address.to_string(),
-            h.personality.name(),
+            h.kind.name(),
+            h.kind.userland(),
             h.netns,
             if *up { "up" } else { "DOWN" }
         );
@@ -759,6 +924,31 @@ mod tests {
     }
 
     #[test]
+    fn distros_name_real_root_filesystems_and_personalities_without_one() {
+        let list = |s: &str| Kind::parse_list(&[s.to_string()]);
+        let kinds = list("debian12,centos6,busybox").expect("valid kinds");
+        assert_eq!(
+            kinds,
+            [
+                Kind::Distro(Distro::Debian12),
+                Kind::Personality(Personality::Centos6),
+                Kind::Distro(Distro::Busybox)
+            ]
+        );
+        for bad in ["debian14", "debian12,debian12", "", "centos6,,x"] {
+            let e = list(bad).expect_err(bad).to_string();
+            assert!(e.starts_with("lab: "), "{bad}: {e}");
+        }
+        // state.json tells the real debian12 from the personality.
+        let real = serde_json::to_string(&Kind::Distro(Distro::Debian12)).expect("encode");
+        let persona =
+            serde_json::to_string(&Kind::Personality(Personality::Debian12)).expect("encode");
+        assert_eq!(real, r#"{"distro":"debian12"}"#);
+        assert_eq!(persona, r#"{"personality":"debian12"}"#);
+        assert_eq!(Kind::default_cycle().len(), 4);
+    }
+
+    #[test]
     fn inventory_lists_hosts_and_one_group_per_personality() {
         let state = LabState {
             version: state::STATE_VERSION,
@@ -772,11 +962,13 @@ mod tests {
                 start_time: None,
             },
             complete: true,
+            kinds: Vec::new(),
             hosts: (1..=5)
                 .map(|i| HostState {
                     name: format!("h{i:03}"),
                     address: net::host_address(0, i),
-                    personality: Personality::of_host(i),
+                    kind: Kind::Personality(Personality::of_host(i)),
+                    rootfs: None,
                     netns: net::netns_name(0, &format!("h{i:03}")),
                     veth: net::veth_name(0, i),
                     mac: net::host_mac(0, i),

@@ -21,6 +21,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::state::HostState;
 use super::sys;
 use crate::error::{Error, Result};
 
@@ -161,6 +162,53 @@ pub fn allocate(tools: &sys::Tools, dir: &Path) -> Result<u32> {
         "all {MAX_LABS} lab indices are taken (bridges rpbr0..rpbr{}): remove labs with `rampart lab down --dir D`",
         MAX_LABS - 1
     )))
+}
+
+/// The `ip -batch` lines that give host `h` its namespace and plug it into
+/// `bridge`, and the `bridge -batch` line of its static forwarding entry.
+/// No ARP anywhere (see [`crate::lab`]): the machine gets a permanent
+/// neighbour entry for the host, the bridge a static forwarding entry.
+pub fn plug_lines(h: &HostState, bridge: &str) -> (Vec<String>, String) {
+    let lines = vec![
+        format!("netns add {}", h.netns),
+        format!(
+            "link add {} type veth peer name eth0 address {} netns {}",
+            h.veth, h.mac, h.netns
+        ),
+        format!("link set {} master {bridge} up", h.veth),
+        // Hosts' IPv6 chatter (DAD, router solicitations, MLD) is not
+        // flooded to every other host: with N hosts that is N² deliveries.
+        // The machine still sees it, and what it sends still reaches all.
+        format!("link set {} type bridge_slave mcast_flood off", h.veth),
+        format!(
+            "neigh replace {} lladdr {} dev {bridge} nud permanent",
+            h.address, h.mac
+        ),
+    ];
+    (
+        lines,
+        format!("fdb replace {} dev {} master static", h.mac, h.veth),
+    )
+}
+
+/// Give a host whose processes are all gone a new network namespace and
+/// veth, with the same names, address and MAC (a reboot: everything the
+/// old namespace held, every netfilter table of both backends included,
+/// is gone). The veth is deleted first: that takes its peer, the host's
+/// eth0, along at once, so the name is free again at once; the old,
+/// now empty namespace goes whenever the kernel gets to it.
+pub fn replug(tools: &sys::Tools, k: u32, h: &HostState) -> Result<()> {
+    let mut unplug = Vec::new();
+    if Path::new(SYS_NET).join(&h.veth).exists() {
+        unplug.push(format!("link del {}", h.veth));
+    }
+    if Path::new(NETNS_DIR).join(&h.netns).exists() {
+        unplug.push(format!("netns del {}", h.netns));
+    }
+    ip_batch(tools, &unplug, false)?;
+    let (plug, fdb) = plug_lines(h, &bridge_name(k));
+    ip_batch(tools, &plug, false)?;
+    bridge_batch(tools, &[fdb], false)
 }
 
 /// Network namespaces of lab k (`rp{k}-*`), by name.

@@ -14,8 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+use super::rootfs::Distro;
+
 /// Version of the state file format, bumped on incompatible changes.
-pub const STATE_VERSION: u32 = 1;
+/// 2: hosts have a `kind` (personality or distro) and a `rootfs`.
+pub const STATE_VERSION: u32 = 2;
 
 /// What a lab host pretends to be: its /etc files (os-release, release files,
 /// boot loaders of persisted rules) are those of this distribution.
@@ -59,6 +62,93 @@ impl std::fmt::Display for Personality {
     }
 }
 
+/// What a lab host is: a personality on this machine's userland (fast, the
+/// default), or a real distribution's root filesystem (`--distros`).
+///
+/// Names are unique within a lab: `--distros` names only real root
+/// filesystems and the personalities that have none (centos6, rocky9,
+/// ubuntu22), so `debian12` there is the real Debian 12, while the
+/// debian12 personality exists only in labs made without `--distros`.
+/// state.json says which one a host is (`{"distro": "debian12"}` or
+/// `{"personality": "debian12"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Personality(Personality),
+    Distro(Distro),
+}
+
+impl Kind {
+    /// The name used in inventory groups and `lab status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Personality(p) => p.name(),
+            Kind::Distro(d) => d.name(),
+        }
+    }
+
+    /// "machine" or "rootfs": which userland the host runs.
+    pub fn userland(self) -> &'static str {
+        match self {
+            Kind::Personality(_) => "machine",
+            Kind::Distro(_) => "rootfs",
+        }
+    }
+
+    /// The kinds of a lab made without `--distros`.
+    pub fn default_cycle() -> Vec<Kind> {
+        Personality::ALL.map(Kind::Personality).to_vec()
+    }
+
+    /// Every name `--distros` accepts, in the order of the help text.
+    pub fn selectable() -> Vec<Kind> {
+        let mut v: Vec<Kind> = Distro::ALL.map(Kind::Distro).to_vec();
+        v.extend(
+            [
+                Personality::Centos6,
+                Personality::Rocky9,
+                Personality::Ubuntu22,
+            ]
+            .map(Kind::Personality),
+        );
+        v
+    }
+
+    /// One `--distros` name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Self::selectable().into_iter().find(|k| k.name() == s)
+    }
+
+    /// A `--distros` list (`a,b,c`, possibly given as several values):
+    /// every name known, none twice, at least one.
+    pub fn parse_list(values: &[String]) -> Result<Vec<Kind>> {
+        let mut kinds = Vec::new();
+        for name in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
+            let k = Kind::parse(name).ok_or_else(|| {
+                let names: Vec<&str> = Self::selectable().iter().map(|k| k.name()).collect();
+                Error::Lab(format!(
+                    "unknown kind {name:?} in --distros: choose among {}",
+                    names.join(", ")
+                ))
+            })?;
+            if kinds.contains(&k) {
+                return Err(Error::Lab(format!("{name} is named twice in --distros")));
+            }
+            kinds.push(k);
+        }
+        if kinds.is_empty() {
+            return Err(Error::Lab("--distros names no kind".into()));
+        }
+        Ok(kinds)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The process that asked for the lab (the parent of `rampart lab up`: a
 /// shell, or a test binary). A test harness uses it to recognize labs left
 /// by runs that died: the pid alone could have been reused, pid + start
@@ -96,7 +186,12 @@ pub struct HostState {
     /// `h001`, `h002`, ...: also its hostname and its inventory name.
     pub name: String,
     pub address: Ipv4Addr,
-    pub personality: Personality,
+    pub kind: Kind,
+    /// The cached root filesystem under the host's root overlay (distro
+    /// hosts only): the very entry it booted from, even if the cache was
+    /// refreshed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<PathBuf>,
     /// Network namespace (`ip netns`): `rp{index}-{name}`.
     pub netns: String,
     /// Machine side of the host's veth, a port of the lab's bridge: `rp{index}h{i}`.
@@ -124,6 +219,9 @@ pub struct LabState {
     pub creator: Creator,
     /// True once every host's sshd answered; false while (or if) building.
     pub complete: bool,
+    /// The kinds hosts were given, round-robin, in that order.
+    #[serde(default)]
+    pub kinds: Vec<Kind>,
     pub hosts: Vec<HostState>,
 }
 
@@ -272,12 +370,30 @@ impl HostPaths {
     pub fn net_batch(&self) -> PathBuf {
         self.dir.join("net.batch")
     }
-    /// Overlay upper dir for `/etc`, `/var` or `/root` (`which` without slash).
+    /// Overlay upper dir for `/etc`, `/var` or `/root` of a personality
+    /// host, or `root`: the whole `/` of a distro host (`which` without slash).
     pub fn upper(&self, which: &str) -> PathBuf {
         self.dir.join(format!("{which}-up"))
     }
-    /// Overlay work dir for `/etc`, `/var` or `/root`.
+    /// Overlay work dir for `/etc`, `/var`, `/root` or `root` (`/`).
     pub fn work(&self, which: &str) -> PathBuf {
         self.dir.join(format!("{which}-wk"))
+    }
+    /// Where a distro host's root overlay is mounted before it becomes `/`.
+    pub fn root_mount(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+    /// Written by the boot script once the host's mounts are ready and
+    /// just before it becomes the keeper: its loaders and sshd may start.
+    pub fn booted(&self) -> PathBuf {
+        self.dir.join("booted")
+    }
+    /// The FIFO the keeper waits on forever (it never gets a writer).
+    pub fn keeper_fifo(&self) -> PathBuf {
+        self.dir.join("keeper.fifo")
+    }
+    /// What the boot-time loaders of the host's last boot printed.
+    pub fn loaders_log(&self) -> PathBuf {
+        self.dir.join("loaders.log")
     }
 }

@@ -45,6 +45,8 @@ const REQUIRED: &[(&str, &str, bool)] = &[
     ("sudo", "sudo", false),
     ("unshare", "util-linux", false),
     ("nsenter", "util-linux", false),
+    ("pivot_root", "util-linux", false),
+    ("chroot", "coreutils", false),
     ("mount", "mount", false),
     ("umount", "mount", true),
     ("mknod", "coreutils", false),
@@ -146,9 +148,21 @@ pub fn signal(pid: u32, signal: i32) {
 /// Run a command to completion with a deadline, feeding it `stdin`; kill it
 /// when the deadline passes. The command's environment is reduced to PATH.
 pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {
+    run_env(cmd, &[], stdin, timeout)
+}
+
+/// [`run`] with `env` added to the child's environment (PATH and nothing
+/// else otherwise).
+pub fn run_env(
+    cmd: &mut Command,
+    env: &[(String, String)],
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Output> {
     let what = describe(cmd);
     cmd.env_clear()
         .env("PATH", PATH)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -190,6 +204,30 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result
     }
 }
 
+/// Run a command with its stdout and stderr going to `out` (a file: a
+/// daemon it starts may keep them open, which would keep a pipe from ever
+/// reaching its end), and a deadline; its environment is PATH alone.
+pub fn run_to_file(cmd: &mut Command, out: std::fs::File, timeout: Duration) -> Result<ExitStatus> {
+    let what = describe(cmd);
+    let err = out
+        .try_clone()
+        .map_err(|e| Error::io("cannot duplicate a file handle", e))?;
+    let mut child = cmd
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot run {what}"), e))?;
+    wait_deadline(&mut child, timeout).ok_or_else(|| {
+        Error::Lab(format!(
+            "{what} did not finish within {} s (killed)",
+            timeout.as_secs_f32()
+        ))
+    })
+}
+
 /// [`run`], and turn a non-zero exit into an error carrying its stderr.
 pub fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output> {
     let what = describe(cmd);
@@ -216,14 +254,24 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8
 
 /// Wait for `child` until `timeout`; on timeout kill and reap it and return None.
 pub fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
             Ok(None) if Instant::now() < deadline => {
                 thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
+                // Most commands here take milliseconds (ip, ssh-keygen,
+                // nsenter): look often at first, then rarely. Each host's
+                // boot waits for several, one after the other, so coarse
+                // looks add up to seconds over a lab of hundreds.
+                let cap = if start.elapsed() < Duration::from_secs(1) {
+                    Duration::from_millis(4)
+                } else {
+                    Duration::from_millis(50)
+                };
+                pause = (pause * 2).min(cap);
             }
             _ => {
                 let _ = child.kill();
@@ -299,5 +347,53 @@ pub fn alive(pid: u32) -> bool {
             .and_then(|i| stat[i + 1..].split_whitespace().next())
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
+    }
+}
+
+/// An exclusive `flock(2)` on a file, released when dropped (or when the
+/// process dies, whatever kills it: the kernel drops the lock with the last
+/// descriptor, so a crashed holder never blocks the next one).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Take the lock on `path` (created if missing), waiting at most
+    /// `timeout`; `waiting` is called once if the lock is held by another.
+    #[allow(unsafe_code)]
+    pub fn exclusive(path: &Path, timeout: Duration, waiting: impl FnOnce()) -> Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        let deadline = Instant::now() + timeout;
+        let mut waiting = Some(waiting);
+        loop {
+            // SAFETY: flock(2) only takes a descriptor we own (kept open by
+            // `file` for as long as the lock lives) and a flag word.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(FileLock { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(Error::io(format!("cannot lock {}", path.display()), err));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Lab(format!(
+                    "{} is still locked after {} s: another build is stuck?",
+                    path.display(),
+                    timeout.as_secs()
+                )));
+            }
+            if let Some(f) = waiting.take() {
+                f();
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
     }
 }

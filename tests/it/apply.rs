@@ -6,344 +6,29 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{rampart, show, stdout, Lab, SEED_V4};
-
-// ---------------------------------------------------------------------------
-// Shared helpers
-// ---------------------------------------------------------------------------
-
-/// Short timeouts keep the tests quick (confirm >= 2 x connect + 5).
-pub(crate) const FAST: [&str; 4] = ["--connect-timeout", "2", "--confirm-timeout", "10"];
-
-/// The IPv6 twin of the seed: ipv6-icmp instead of icmp (SPEC §1).
-pub(crate) fn seed_v6() -> String {
-    SEED_V4.replace("-p icmp -j", "-p ipv6-icmp -j")
-}
-
-/// A playbook shipped in `playbooks/`.
-pub(crate) fn playbook(name: &str) -> String {
-    format!("{}/playbooks/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `rampart CMD PLAYBOOK -i INVENTORY` with short timeouts and `extra`.
-pub(crate) fn run(cmd: &str, playbook: &str, inventory: &Path, extra: &[&str]) -> Output {
-    let inv = inventory.to_string_lossy();
-    let mut args = vec![cmd, playbook, "-i", &inv];
-    args.extend(FAST);
-    args.extend(extra);
-    rampart(&args)
-}
-
-pub(crate) fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-/// `--format json` output: exactly one JSON document on stdout.
-pub(crate) fn report(out: &Output) -> Value {
-    serde_json::from_str(&stdout(out))
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", show(out)))
-}
-
-/// The report of host `name` in a JSON report.
-pub(crate) fn host_report<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["hosts"]
-        .as_array()
-        .expect("hosts is an array")
-        .iter()
-        .find(|h| h["name"] == name)
-        .unwrap_or_else(|| panic!("no host {name} in the report: {v:#}"))
-}
-
-/// name -> status of every host in a JSON report.
-pub(crate) fn statuses(v: &Value) -> BTreeMap<String, String> {
-    v["hosts"]
-        .as_array()
-        .expect("hosts is an array")
-        .iter()
-        .map(|h| {
-            (
-                h["name"].as_str().expect("name").to_string(),
-                h["status"].as_str().expect("status").to_string(),
-            )
-        })
-        .collect()
-}
-
-/// `expected` for every host of `names`.
-pub(crate) fn all(names: &[&str], expected: &str) -> BTreeMap<String, String> {
-    names
-        .iter()
-        .map(|n| (n.to_string(), expected.to_string()))
-        .collect()
-}
-
-static SCRATCH: AtomicUsize = AtomicUsize::new(0);
-
-/// A dir in the lab dir (controller side) for a test's inventories,
-/// playbooks and known_hosts; removed on drop, and with the lab anyway.
-pub(crate) struct Scratch(PathBuf);
-
-impl Scratch {
-    pub(crate) fn new(lab: &Lab) -> Scratch {
-        let dir = lab.scratch(&format!(
-            "scratch-{}",
-            SCRATCH.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create a scratch dir");
-        Scratch(dir)
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-
-    pub(crate) fn write(&self, name: &str, content: &str) -> PathBuf {
-        let p = self.0.join(name);
-        fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
-        p
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An inventory of the lab's key and known_hosts with the given `hosts:` body
-/// (YAML lines, indented by two spaces).
-pub(crate) fn inventory_with(lab: &Lab, scratch: &Scratch, hosts_yaml: &str) -> PathBuf {
-    let text = format!(
-        "defaults:\n  user: root\n  identity_file: {:?}\n  known_hosts: {:?}\nhosts:\n{hosts_yaml}",
-        lab.identity().to_string_lossy(),
-        lab.known_hosts().to_string_lossy()
-    );
-    scratch.write("inventory.yml", &text)
-}
-
-/// Run a shell script inside a host (no SSH); panics when it fails.
-pub(crate) fn sh_in(lab: &Lab, host: &str, script: &str) -> String {
-    let out = lab.exec_in(host, &["sh", "-c", script]);
-    assert!(
-        out.status.success(),
-        "{host}: `{script}` failed:\n{}",
-        show(&out)
-    );
-    stdout(&out)
-}
-
-/// iptables-save output without comments, chain counters zeroed.
-pub(crate) fn normalize_save(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with(':') {
-            if let Some((head, counters)) = line.rsplit_once(' ') {
-                if counters.starts_with('[') && counters.ends_with(']') {
-                    out.push_str(head);
-                    out.push_str(" [0:0]\n");
-                    continue;
-                }
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// The live rules of one family (`iptables` or `ip6tables`), normalized.
-pub(crate) fn live(lab: &Lab, host: &str, cmd: &str) -> String {
-    let out = lab.exec_in(host, &[&format!("{cmd}-save")]);
-    assert!(out.status.success(), "{host}: {cmd}-save:\n{}", show(&out));
-    normalize_save(&stdout(&out))
-}
-
-/// Both families' live rules, normalized.
-pub(crate) fn live_both(lab: &Lab, host: &str) -> (String, String) {
-    (live(lab, host, "iptables"), live(lab, host, "ip6tables"))
-}
-
-/// The `*filter` ... `COMMIT` block of a normalized save.
-pub(crate) fn filter_table(norm: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in norm.lines() {
-        if line == "*filter" {
-            inside = true;
-        }
-        if inside {
-            out.push_str(line);
-            out.push('\n');
-            if line == "COMMIT" {
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// The kernel's defaults: no table at all, or an empty filter table with
-/// ACCEPT policies (what a restore of "no rules" leaves on nf_tables).
-pub(crate) fn is_kernel_default(norm: &str) -> bool {
-    let empty =
-        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
-    norm.is_empty() || norm == empty
-}
-
-/// Same rules, where "no tables" and "an empty ACCEPT filter table" are equal.
-pub(crate) fn same_rules(a: &str, b: &str) -> bool {
-    a == b || (is_kernel_default(a) && is_kernel_default(b))
-}
-
-/// A file's mode, size, mtime and content, or None when it does not exist.
-pub(crate) fn file_info(lab: &Lab, host: &str, path: &str) -> Option<String> {
-    let out = lab.exec_in(
-        host,
-        &[
-            "sh",
-            "-c",
-            "[ -e \"$1\" ] || exit 3; find \"$1\" -maxdepth 0 -printf '%m %s %T@\\n' && cat -- \"$1\"",
-            "sh",
-            path,
-        ],
-    );
-    match out.status.code() {
-        Some(0) => Some(stdout(&out)),
-        Some(3) => None,
-        _ => panic!("{host}: stat {path}:\n{}", show(&out)),
-    }
-}
-
-/// The entries of /var/lib/rampart on a host, or None when it does not exist.
-pub(crate) fn state_dir(lab: &Lab, host: &str) -> Option<Vec<String>> {
-    let out = lab.exec_in(
-        host,
-        &[
-            "sh",
-            "-c",
-            "[ -d /var/lib/rampart ] || exit 3; ls -A /var/lib/rampart",
-        ],
-    );
-    match out.status.code() {
-        Some(0) => Some(stdout(&out).lines().map(str::to_string).collect()),
-        Some(3) => None,
-        _ => panic!("{host}: ls /var/lib/rampart:\n{}", show(&out)),
-    }
-}
-
-/// Processes in the host besides its sshd listener: sshd sessions that have
-/// not exited yet, and whatever rampart left behind (the switch, a sleep).
-pub(crate) fn strays(lab: &Lab, host: &str) -> Vec<String> {
-    let sshd = lab.sshd_pid(host);
-    lab.host_processes(host)
-        .into_iter()
-        .filter(|p| Some(p.pid) != sshd)
-        .map(|p| format!("{} {}", p.pid, p.cmdline))
-        .collect()
-}
-
-/// Wait (bounded) until nothing but the sshd listener runs in the host:
-/// sshd's session processes take a moment to exit after a client leaves.
-/// Returns what is still running at the deadline.
-pub(crate) fn settle_processes(lab: &Lab, host: &str, within: Duration) -> Vec<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = strays(lab, host);
-        if s.is_empty() || Instant::now() >= deadline {
-            return s;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Poll `f` until it is true or `within` has passed; returns the last value.
-pub(crate) fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The persisted files of a lab personality (SPEC §6 table).
-pub(crate) fn persist_paths(personality: &str) -> [&'static str; 2] {
-    match personality {
-        "centos6" | "rocky9" => ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"],
-        "debian12" | "ubuntu22" => ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"],
-        other => panic!("unknown personality {other}"),
-    }
-}
-
-/// Lines `Accepted ...` in a host's sshd log: authenticated sessions so far.
-pub(crate) fn accepted_logins(lab: &Lab, host: &str) -> usize {
-    let log = lab.state().paths().host(host).sshd_log();
-    fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("Accepted "))
-        .count()
-}
-
-/// What a host looks like to the transaction: rules, persisted files,
-/// rampart's state dir. Compared before/after to prove nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HostState {
-    v4: String,
-    v6: String,
-    files: Vec<Option<String>>,
-    state_dir: Option<Vec<String>>,
-}
-
-pub(crate) fn host_state(lab: &Lab, host: &str, personality: &str) -> HostState {
-    let (v4, v6) = live_both(lab, host);
-    HostState {
-        v4,
-        v6,
-        files: persist_paths(personality)
-            .iter()
-            .map(|p| file_info(lab, host, p))
-            .collect(),
-        state_dir: state_dir(lab, host),
-    }
-}
-
-/// Add rules by hand (not rampart's): a custom chain, a port, a source drop.
-fn hand_rules(lab: &Lab, host: &str) {
-    sh_in(
-        lab,
-        host,
-        "iptables -N HANDMADE && iptables -A HANDMADE -s 192.0.2.0/24 -j DROP \
-         && iptables -A INPUT -j HANDMADE && iptables -A INPUT -p tcp --dport 2222 -j ACCEPT \
-         && ip6tables -A INPUT -p tcp --dport 2222 -j ACCEPT",
-    );
-}
+use crate::support::*;
 
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
 
-/// A mixed fleet converges to exactly the seed's rules, persisted where each
-/// distro loads them, with an honest JSON report and nothing left behind.
+/// [`baseline_converges`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn baseline_converges_a_mixed_fleet_to_the_seed() {
-    let lab = Lab::up(4);
+    baseline_converges(&Lab::up(4));
+}
+
+/// A mixed fleet converges to exactly the seed's rules, persisted where each
+/// distro loads them, with an honest JSON report and nothing left behind.
+pub(crate) fn baseline_converges(lab: &Lab) {
     let hosts = lab.hosts();
     let out = run(
         "apply",
@@ -354,33 +39,26 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
     assert_eq!(code(&out), 0, "{}", show(&out));
     let v = report(&out);
     assert_eq!(v["command"], "apply", "{v:#}");
-    assert_eq!(v["summary"]["hosts"], 4, "{v:#}");
-    assert_eq!(v["summary"]["changed"], 4, "{v:#}");
+    assert_eq!(v["summary"]["hosts"], hosts.len(), "{v:#}");
+    assert_eq!(v["summary"]["changed"], hosts.len(), "{v:#}");
     for k in ["ok", "drift", "rolled_back", "failed", "unreachable"] {
         assert_eq!(v["summary"][k], 0, "summary.{k}: {v:#}");
     }
-    let expected_os = BTreeMap::from([
-        ("centos6", "centos"),
-        ("rocky9", "rocky"),
-        ("debian12", "debian"),
-        ("ubuntu22", "ubuntu"),
-    ]);
     for h in &hosts {
         let r = host_report(&v, &h.name);
         let name = &h.name;
         assert_eq!(r["status"], "changed", "{name}: {r:#}");
         assert_eq!(r["address"], h.address.to_string(), "{name}");
         assert_eq!(r["error"], Value::Null, "{name}: {r:#}");
-        assert_eq!(
-            r["os"],
-            expected_os[h.personality.as_str()],
-            "{name}: {r:#}"
-        );
+        assert_eq!(r["os"], expected_os(&h.kind), "{name}: {r:#}");
         let backend = r["backend"].as_str().unwrap_or_default();
-        assert!(
-            backend == "nf_tables" || backend == "legacy",
-            "{name}: backend {backend:?}"
-        );
+        match expected_backend(&h.kind) {
+            Some(want) => assert_eq!(backend, want, "{name}: {r:#}"),
+            None => assert!(
+                backend == "nf_tables" || backend == "legacy",
+                "{name}: backend {backend:?}"
+            ),
+        }
         let paths = persist_paths(&h.personality);
         assert_eq!(r["persisted"], serde_json::json!(paths), "{name}: {r:#}");
         assert!(
@@ -389,14 +67,19 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
         );
         let warnings = r["warnings"].as_array().expect("warnings is an array");
         assert!(warnings.is_empty(), "{name}: {r:#}");
-        // ubuntu22 has no boot loader in the lab: rampart installs its own
-        // (boot: ensure, the default), after the rules were persisted.
-        if h.personality == "ubuntu22" {
-            assert_eq!(
-                r["installed"],
-                serde_json::json!([
-                    "/etc/rampart/firewall-load and rampart-firewall.service (systemd)"
-                ]),
+        // A host with no boot loader in the lab (ubuntu22): rampart installs
+        // its own (boot: ensure, the default), after the rules were persisted.
+        if has_boot_loader(&h.kind) {
+            assert!(
+                r.get("installed").is_none(),
+                "{name}: loaders present: {r:#}"
+            );
+        } else {
+            assert!(
+                r["installed"].as_array().is_some_and(|i| i.len() == 1
+                    && i[0]
+                        .as_str()
+                        .is_some_and(|t| t.contains("rampart-firewall"))),
                 "{name}: {r:#}"
             );
             assert!(
@@ -405,20 +88,15 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
                     .is_some_and(|d| d.contains("+ boot loader")),
                 "{name}: {r:#}"
             );
-        } else {
-            assert!(
-                r.get("installed").is_none(),
-                "{name}: loaders present: {r:#}"
-            );
         }
 
         // The host itself: exactly the seed, both families.
-        let (v4, v6) = live_both(&lab, name);
+        let (v4, v6) = live_both(lab, name);
         assert_eq!(filter_table(&v4), SEED_V4, "{name}: iptables-save");
         assert_eq!(filter_table(&v6), seed_v6(), "{name}: ip6tables-save");
         // Persisted files: the right place, 0600, the same rules.
         for (path, want) in paths.iter().zip([SEED_V4.to_string(), seed_v6()]) {
-            let info = file_info(&lab, name, path)
+            let info = file_info(lab, name, path)
                 .unwrap_or_else(|| panic!("{name}: {path} was not written"));
             let (meta, content) = info.split_once('\n').expect("stat line");
             assert!(meta.starts_with("600 "), "{name}: {path} mode: {meta}");
@@ -435,15 +113,15 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
             persist_paths("rocky9")
         };
         for p in other {
-            assert_eq!(file_info(&lab, name, p), None, "{name}: {p} written");
+            assert_eq!(file_info(lab, name, p), None, "{name}: {p} written");
         }
         // Nothing left behind but the backups.
         assert_eq!(
-            state_dir(&lab, name),
+            state_dir(lab, name),
             Some(vec!["backup.v4".to_string(), "backup.v6".to_string()]),
             "{name}: /var/lib/rampart"
         );
-        let left = settle_processes(&lab, name, Duration::from_secs(5));
+        let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
         // And plain OpenSSH still gets in (NEW connections pass).
         let ssh = lab.ssh(name, "true");
@@ -451,11 +129,15 @@ fn baseline_converges_a_mixed_fleet_to_the_seed() {
     }
 }
 
-/// Guarantee 5: a second run on a compliant fleet reports `ok` and changes
-/// nothing: no rules, no file (mtime), no backup, no process.
+/// [`second_run_is_ok`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn second_run_is_ok_and_changes_nothing() {
-    let lab = Lab::up(4);
+    second_run_is_ok(&Lab::up(4));
+}
+
+/// Guarantee 5: a second run on a compliant fleet reports `ok` and changes
+/// nothing: no rules, no file (mtime), no backup, no process.
+pub(crate) fn second_run_is_ok(lab: &Lab) {
     let hosts = lab.hosts();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let first = run("apply", &playbook("baseline.yml"), &lab.inventory(), &[]);
@@ -463,13 +145,13 @@ fn second_run_is_ok_and_changes_nothing() {
     let before: Vec<HostState> = hosts
         .iter()
         .map(|h| {
-            assert!(settle_processes(&lab, &h.name, Duration::from_secs(5)).is_empty());
-            host_state(&lab, &h.name, &h.personality)
+            assert!(settle_processes(lab, &h.name, Duration::from_secs(5)).is_empty());
+            host_state(lab, &h.name, &h.personality)
         })
         .collect();
     let backups_before: Vec<_> = hosts
         .iter()
-        .map(|h| file_info(&lab, &h.name, "/var/lib/rampart/backup.v4"))
+        .map(|h| file_info(lab, &h.name, "/var/lib/rampart/backup.v4"))
         .collect();
     let second = run(
         "apply",
@@ -480,21 +162,21 @@ fn second_run_is_ok_and_changes_nothing() {
     assert_eq!(code(&second), 0, "{}", show(&second));
     let v = report(&second);
     assert_eq!(statuses(&v), all(&names, "ok"), "{v:#}");
-    assert_eq!(v["summary"]["ok"], 4, "{v:#}");
+    assert_eq!(v["summary"]["ok"], hosts.len(), "{v:#}");
     for (i, h) in hosts.iter().enumerate() {
         let r = host_report(&v, &h.name);
         assert_eq!(r["persisted"], serde_json::json!([]), "{}: {r:#}", h.name);
         assert_eq!(r["diff"], Value::Null, "{}: {r:#}", h.name);
-        let left = settle_processes(&lab, &h.name, Duration::from_secs(5));
+        let left = settle_processes(lab, &h.name, Duration::from_secs(5));
         assert!(left.is_empty(), "{}: processes left: {left:?}", h.name);
         assert_eq!(
-            host_state(&lab, &h.name, &h.personality),
+            host_state(lab, &h.name, &h.personality),
             before[i],
             "{}: the second run changed the host",
             h.name
         );
         assert_eq!(
-            file_info(&lab, &h.name, "/var/lib/rampart/backup.v4"),
+            file_info(lab, &h.name, "/var/lib/rampart/backup.v4"),
             backups_before[i],
             "{}: the backup was rewritten",
             h.name
@@ -502,12 +184,16 @@ fn second_run_is_ok_and_changes_nothing() {
     }
 }
 
+/// [`lockout_rolls_back`] on the personalities (tests/it/distros.rs: on real distros).
+#[test]
+fn lockout_rolls_every_host_back() {
+    lockout_rolls_back(&Lab::up(4));
+}
+
 /// A playbook without ssh locks every NEW connection out: the confirm
 /// fails, every host is `rolled_back` to exactly its old rules, nothing is
 /// persisted (guarantees 1 and 3), and the hosts answer plain ssh.
-#[test]
-fn lockout_rolls_every_host_back() {
-    let lab = Lab::up(4);
+pub(crate) fn lockout_rolls_back(lab: &Lab) {
     let hosts = lab.hosts();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     // h001, h002: converged earlier (persisted files exist), then a rule by
@@ -519,10 +205,10 @@ fn lockout_rolls_every_host_back() {
         &["--limit", "h001,h002"],
     );
     assert_eq!(code(&pre), 0, "{}", show(&pre));
-    hand_rules(&lab, "h001");
+    hand_rules(lab, "h001");
     let before: Vec<HostState> = hosts
         .iter()
-        .map(|h| host_state(&lab, &h.name, &h.personality))
+        .map(|h| host_state(lab, &h.name, &h.personality))
         .collect();
     assert!(before[0].v4.contains("HANDMADE"), "{:?}", before[0]);
 
@@ -536,7 +222,7 @@ fn lockout_rolls_every_host_back() {
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
     assert_eq!(statuses(&v), all(&names, "rolled_back"), "{v:#}");
-    assert_eq!(v["summary"]["rolled_back"], 4, "{v:#}");
+    assert_eq!(v["summary"]["rolled_back"], hosts.len(), "{v:#}");
     for (i, h) in hosts.iter().enumerate() {
         let name = &h.name;
         let r = host_report(&v, name);
@@ -547,7 +233,7 @@ fn lockout_rolls_every_host_back() {
                 .is_some_and(|e| e.contains("nothing persisted")),
             "{name}: {r:#}"
         );
-        let after = host_state(&lab, name, &h.personality);
+        let after = host_state(lab, name, &h.personality);
         assert!(
             same_rules(&after.v4, &before[i].v4),
             "{name}: iptables not restored:\nbefore:\n{}\nafter:\n{}",
@@ -564,23 +250,27 @@ fn lockout_rolls_every_host_back() {
         let mut dir = after.state_dir.clone().unwrap_or_default();
         dir.sort();
         assert_eq!(dir, ["backup.v4", "backup.v6"], "{name}: /var/lib/rampart");
-        let left = settle_processes(&lab, name, Duration::from_secs(5));
+        let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
         let ssh = lab.ssh(name, "true");
         assert!(ssh.status.success(), "{name}: {}", show(&ssh));
     }
 }
 
-/// Guarantee 1 with the controller SIGKILLed mid-transaction (rules applied,
-/// confirmation pending): the dead-man switch alone brings every host back.
+/// [`killed_controller_restored_by_switch`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn killed_controller_leaves_the_switch_to_restore_every_host() {
-    let lab = Lab::up(2);
+    killed_controller_restored_by_switch(&Lab::up(2));
+}
+
+/// Guarantee 1 with the controller SIGKILLed mid-transaction (rules applied,
+/// confirmation pending): the dead-man switch alone brings every host back.
+pub(crate) fn killed_controller_restored_by_switch(lab: &Lab) {
     let hosts = lab.hosts();
-    hand_rules(&lab, "h001");
+    hand_rules(lab, "h001");
     let before: Vec<HostState> = hosts
         .iter()
-        .map(|h| host_state(&lab, &h.name, &h.personality))
+        .map(|h| host_state(lab, &h.name, &h.personality))
         .collect();
 
     // confirm-timeout must be >= 2 x connect-timeout + 5.
@@ -608,7 +298,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
         hosts
             .iter()
             .enumerate()
-            .all(|(i, h)| live(&lab, &h.name, "iptables") != before[i].v4)
+            .all(|(i, h)| live(lab, &h.name, "iptables") != before[i].v4)
     });
     child.kill().expect("SIGKILL rampart");
     let _ = child.wait();
@@ -621,7 +311,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     // until the switch fires (13 s after arming).
     for (i, h) in hosts.iter().enumerate() {
         assert_ne!(
-            live(&lab, &h.name, "iptables"),
+            live(lab, &h.name, "iptables"),
             before[i].v4,
             "{}: restored before the switch could fire ({killed_after:?})",
             h.name
@@ -629,13 +319,13 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     }
     let restored = wait_until(Duration::from_secs(20), || {
         hosts.iter().enumerate().all(|(i, h)| {
-            let (v4, v6) = live_both(&lab, &h.name);
+            let (v4, v6) = live_both(lab, &h.name);
             same_rules(&v4, &before[i].v4) && same_rules(&v6, &before[i].v6)
         })
     });
     for (i, h) in hosts.iter().enumerate() {
         let name = &h.name;
-        let after = host_state(&lab, name, &h.personality);
+        let after = host_state(lab, name, &h.personality);
         assert!(
             restored,
             "{name}: not restored within 20 s after SIGKILL at {killed_after:?}:\nbefore: {:?}\nafter: {after:?}",
@@ -664,7 +354,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
             "restored",
             "{name}: the switch's record"
         );
-        let left = settle_processes(&lab, name, Duration::from_secs(5));
+        let left = settle_processes(lab, name, Duration::from_secs(5));
         assert!(left.is_empty(), "{name}: processes left: {left:?}");
         let ssh = lab.ssh(name, "true");
         assert!(ssh.status.success(), "{name}: {}", show(&ssh));
@@ -674,7 +364,7 @@ fn killed_controller_leaves_the_switch_to_restore_every_host() {
     assert_eq!(code(&again), 0, "{}", show(&again));
     for h in &hosts {
         assert_eq!(
-            state_dir(&lab, &h.name),
+            state_dir(lab, &h.name),
             Some(vec!["backup.v4".to_string(), "backup.v6".to_string()]),
             "{}",
             h.name
@@ -1117,20 +807,28 @@ fn network_drop_mid_transaction_is_rolled_back_by_the_switch() {
     assert!(ssh.status.success(), "{}", show(&ssh));
 }
 
-/// Two applies on one host at the same moment (two operators, two CI jobs):
-/// one converges it, the other is refused as busy or finds it ok; never two
-/// armed switches, so no orphaned switch that would silently restore the
-/// old rules after a `changed` report.
+/// [`concurrent_applies_never_orphan_a_switch`] on one personality host
+/// (tests/it/distros.rs: on every real distro, busybox's flock-less one too).
 #[test]
 fn concurrent_applies_on_one_host_never_orphan_a_switch() {
-    let lab = Lab::up(1);
+    concurrent_applies_never_orphan_a_switch(&Lab::up(1));
+}
+
+/// Two applies on every host at the same moment (two operators, two CI
+/// jobs): one converges it, the other is refused as busy or finds it ok;
+/// never two armed switches, so no orphaned switch that would silently
+/// restore the old rules after a `changed` report.
+pub(crate) fn concurrent_applies_never_orphan_a_switch(lab: &Lab) {
     let inv = lab.inventory();
+    let hosts = lab.hosts();
     for round in 0..4 {
-        sh_in(
-            &lab,
-            "h001",
-            "iptables -F && iptables -P INPUT ACCEPT && ip6tables -F && ip6tables -P INPUT ACCEPT",
-        );
+        for h in &hosts {
+            sh_in(
+                lab,
+                &h.name,
+                "iptables -F && iptables -P INPUT ACCEPT && ip6tables -F && ip6tables -P INPUT ACCEPT",
+            );
+        }
         let runs: Vec<_> = (0..2)
             .map(|_| {
                 let inv = inv.clone();
@@ -1148,46 +846,55 @@ fn concurrent_applies_on_one_host_never_orphan_a_switch() {
             .into_iter()
             .map(|t| t.join().expect("apply thread"))
             .collect();
-        // Right after both ended, no switch may be armed any more.
-        let left = strays(&lab, "h001");
-        assert!(
-            !left
-                .iter()
-                .any(|p| p.contains("sleep") || p.contains("switch")),
-            "round {round}: a switch is still armed after both runs: {left:?}"
-        );
-        let mut st: Vec<String> = outs
-            .iter()
-            .map(|o| {
-                host_report(&report(o), "h001")["status"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        st.sort();
-        // Serialized by the busy check: one changes the host; the other is
-        // refused (failed, busy), finds it converged (ok), or read the host
-        // before the first applied and came after it ended (changed again).
-        // Never a rollback: both runs' fresh connections succeed.
-        assert!(
-            st.contains(&"changed".to_string())
-                && st
+        for h in &hosts {
+            let name = &h.name;
+            // Right after both ended, no switch may be armed any more.
+            let left = strays(lab, name);
+            assert!(
+                !left
                     .iter()
-                    .all(|s| s == "changed" || s == "failed" || s == "ok"),
-            "round {round}: {st:?}\n{}\n{}",
-            show(&outs[0]),
-            show(&outs[1])
-        );
-        assert_eq!(
-            filter_table(&live(&lab, "h001", "iptables")),
-            SEED_V4,
-            "round {round}"
-        );
-        assert_eq!(
-            state_dir(&lab, "h001"),
-            Some(vec!["backup.v4".to_string(), "backup.v6".to_string()])
-        );
+                    .any(|p| p.contains("sleep") || p.contains("switch")),
+                "round {round}: {name} ({}): a switch is still armed after both runs: {left:?}",
+                h.kind
+            );
+            let mut st: Vec<String> = outs
+                .iter()
+                .map(|o| {
+                    host_report(&report(o), name)["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            st.sort();
+            // Serialized by the busy check: one changes the host; the other
+            // is refused (failed, busy), finds it converged (ok), or read the
+            // host before the first applied and came after it ended
+            // (changed again). Never a rollback: both runs' fresh
+            // connections succeed.
+            assert!(
+                st.contains(&"changed".to_string())
+                    && st
+                        .iter()
+                        .all(|s| s == "changed" || s == "failed" || s == "ok"),
+                "round {round}: {name} ({}): {st:?}\n{}\n{}",
+                h.kind,
+                show(&outs[0]),
+                show(&outs[1])
+            );
+            assert_eq!(
+                filter_table(&live(lab, name, "iptables")),
+                SEED_V4,
+                "round {round}: {name} ({})",
+                h.kind
+            );
+            assert_eq!(
+                state_dir(lab, name),
+                Some(vec!["backup.v4".to_string(), "backup.v6".to_string()]),
+                "round {round}: {name} ({})",
+                h.kind
+            );
+        }
     }
 }
 

@@ -6,11 +6,11 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::apply::{
+use crate::support::{
     all, code, file_info, host_report, is_kernel_default, live_both, playbook, report, run,
-    settle_processes, sh_in, statuses, Scratch, FAST,
+    run_bounded, settle_processes, sh_in, show, statuses, stdout, Lab, Scratch, FAST,
+    RAMPART_TIMEOUT,
 };
-use crate::support::{run_bounded, show, stdout, Lab, RAMPART_TIMEOUT};
 
 /// Everything rampart could touch on a host: both rule sets, every file
 /// (type, mode, size, mtime) the host has of its own, and its processes.
@@ -45,9 +45,7 @@ pub(crate) fn snapshot(lab: &Lab, host: &str) -> Snapshot {
         "find /run /tmp -printf '%p\\t%y %m %s %T@\\n' 2>/dev/null; true",
     );
     parse_listing(&private, "", &mut files);
-    let paths = lab.state().paths().host(host);
-    for which in ["etc", "var", "root"] {
-        let upper = paths.upper(which);
+    for (mounted_at, upper) in lab.upper_dirs(host) {
         let out = run_bounded(
             Command::new("find")
                 .arg(&upper)
@@ -55,7 +53,7 @@ pub(crate) fn snapshot(lab: &Lab, host: &str) -> Snapshot {
             Duration::from_secs(30),
         );
         assert!(out.status.success(), "{}: {}", upper.display(), show(&out));
-        parse_listing(&stdout(&out), &format!("/{which}/"), &mut files);
+        parse_listing(&stdout(&out), &mounted_at, &mut files);
     }
     let mut processes: Vec<String> = lab
         .host_processes(host)
@@ -153,50 +151,48 @@ fn assert_unchanged(
     }
 }
 
-/// Guarantee 4: audit and `apply --check` change nothing on a host (rules,
-/// files, processes), whether the fleet drifts or is compliant.
+/// [`audit_and_check_are_read_only`] on the personalities (tests/it/distros.rs: on real distros).
 #[test]
 fn audit_and_check_are_read_only_on_drifting_and_compliant_fleets() {
-    let lab = Lab::up(4);
+    audit_and_check_are_read_only(&Lab::up(4));
+}
+
+/// Guarantee 4: audit and `apply --check` change nothing on a host (rules,
+/// files, processes), whether the fleet drifts or is compliant.
+pub(crate) fn audit_and_check_are_read_only(lab: &Lab) {
     let hosts = lab.hosts();
     let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let book = playbook("baseline.yml");
     let inv = lab.inventory();
 
-    let noise: Vec<BTreeSet<String>> = names.iter().map(|n| login_noise(&lab, n)).collect();
+    let noise: Vec<BTreeSet<String>> = names.iter().map(|n| login_noise(lab, n)).collect();
 
     // Fresh fleet: everything drifts.
-    let before = snapshots(&lab, &names);
+    let before = snapshots(lab, &names);
     let out = run("audit", &book, &inv, &["--format", "json"]);
     assert_eq!(code(&out), 2, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "drift"));
-    assert_unchanged(&lab, &names, &before, &noise, "audit (drift)");
+    assert_unchanged(lab, &names, &before, &noise, "audit (drift)");
     let out = run("apply", &book, &inv, &["--check", "--format", "json"]);
     assert_eq!(code(&out), 2, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "drift"));
-    assert_unchanged(&lab, &names, &before, &noise, "apply --check (drift)");
+    assert_unchanged(lab, &names, &before, &noise, "apply --check (drift)");
 
     // Converged fleet: everything ok.
     let out = run("apply", &book, &inv, &[]);
     assert_eq!(code(&out), 0, "{}", show(&out));
-    let before = snapshots(&lab, &names);
+    let before = snapshots(lab, &names);
     let out = run("audit", &book, &inv, &["--format", "json"]);
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "ok"));
-    assert_unchanged(&lab, &names, &before, &noise, "audit (ok)");
+    assert_unchanged(lab, &names, &before, &noise, "audit (ok)");
     let out = run("apply", &book, &inv, &["--check", "--format", "json"]);
     assert_eq!(code(&out), 0, "{}", show(&out));
     assert_eq!(statuses(&report(&out)), all(&names, "ok"));
     // A different playbook drifts the converged fleet: still read-only.
     let out = run("audit", &playbook("lockout.yml"), &inv, &[]);
     assert_eq!(code(&out), 2, "{}", show(&out));
-    assert_unchanged(
-        &lab,
-        &names,
-        &before,
-        &noise,
-        "audit and apply --check (ok)",
-    );
+    assert_unchanged(lab, &names, &before, &noise, "audit and apply --check (ok)");
 }
 
 /// Exit codes (SPEC §5): 2 drift, 0 compliant, 3 when a host cannot be audited.

@@ -8,10 +8,11 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use rampart::lab::{net, LabState};
 
-use crate::support::{rampart, reap_stale_labs, show, stdout, Lab, TEST_ROOT};
+use crate::support::{rampart, reap_stale_labs, show, stdout, Lab, Pid, TEST_ROOT};
 
 fn ok_stdout(out: &std::process::Output, what: &str) -> String {
     assert!(out.status.success(), "{what}:\n{}", show(out));
@@ -228,13 +229,17 @@ fn hosts_are_isolated_from_each_other_and_from_the_machine() {
         ),
         "start a process",
     );
-    let on = |h: &str| {
-        lab.host_processes(h)
-            .iter()
-            .any(|p| p.cmdline.contains(&token))
-    };
-    assert!(on("h001"), "{:?}", lab.host_processes("h001"));
-    assert!(!on("h002"));
+    // `setsid -f` returns before its child exists: wait for it (bounded).
+    assert!(
+        lab.wait_process("h001", &token, Duration::from_secs(10))
+            .is_some(),
+        "{:?}",
+        lab.host_processes("h001")
+    );
+    assert!(!lab
+        .host_processes("h002")
+        .iter()
+        .any(|p| p.cmdline.contains(&token)));
     let sshd = lab.sshd_pid("h001").expect("sshd runs");
     assert!(lab.host_processes("h001").iter().any(|p| p.pid == sshd));
     let scratch = lab.scratch("notes.txt");
@@ -247,21 +252,18 @@ fn down_removes_every_namespace_link_process_mount_and_file() {
     let state = lab.state();
     let k = state.index.expect("an index");
     let dir = lab.dir().to_path_buf();
-    let pids: Vec<u32> = lab
+    let pids: Vec<Pid> = lab
         .hosts()
         .iter()
         .flat_map(|h| lab.host_processes(&h.name))
-        .map(|p| p.pid)
+        .map(|p| Pid::of(p.pid))
         .collect();
     assert!(pids.len() >= 3, "every host runs sshd");
     let out = lab.down();
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(leftovers(k, &dir), Vec::<String>::new());
     for pid in pids {
-        assert!(
-            !rampart::lab::sys::alive(pid),
-            "pid {pid} survived lab down"
-        );
+        assert!(!pid.alive(), "{pid:?} survived lab down");
     }
     // Idempotent.
     let again = rampart(&["lab", "down", "--dir", &dir.to_string_lossy()]);
@@ -297,10 +299,10 @@ fn down_after_a_crash_finds_the_lab_by_its_index_and_bridge_label() {
 fn up_over_a_half_built_lab_rebuilds_it() {
     let lab = Lab::up(3);
     let old = lab.state();
-    let old_keepers: Vec<u32> = old
+    let old_keepers: Vec<Pid> = old
         .hosts
         .iter()
-        .map(|h| rampart::lab::host::keeper(&old, &h.name).expect("a keeper"))
+        .map(|h| Pid::of(rampart::lab::host::keeper(&old, &h.name).expect("a keeper")))
         .collect();
     // Break it in several ways: a dead sshd, a host without processes or
     // namespace, a missing key, an incomplete state.
@@ -327,10 +329,7 @@ fn up_over_a_half_built_lab_rebuilds_it() {
         assert_eq!(ok_stdout(&out, "ssh after rebuild").trim(), h.name);
     }
     for p in old_keepers {
-        assert!(
-            !rampart::lab::sys::alive(p),
-            "old host process {p} survived"
-        );
+        assert!(!p.alive(), "old host process {p:?} survived");
     }
     let k = new.index.expect("an index");
     assert_eq!(net::netns_of(k).len(), 3);
@@ -413,57 +412,76 @@ fn forty_hosts_all_answer() {
 
 #[test]
 fn fault_helpers_cut_stop_and_rekey_a_host() {
-    let lab = Lab::up(1);
+    fault_helpers_work(&Lab::up(1));
+}
+
+/// The helpers fault tests use (cut the link, stop and start sshd, change
+/// the host key, exec_in) on every host of `lab`, all at once: a process
+/// started on the host lives on through all of it.
+pub(crate) fn fault_helpers_work(lab: &Lab) {
+    let hosts = lab.hosts();
+    thread::scope(|s| {
+        for h in &hosts {
+            s.spawn(move || fault_helpers_on(lab, &h.name));
+        }
+    });
+}
+
+fn fault_helpers_on(lab: &Lab, name: &str) {
+    // Detached without `setsid -f` (busybox's setsid has no -f), under a
+    // name of its own (`tail`: `sleep` is a busybox applet on busybox hosts,
+    // which would not answer to another name).
     ok_stdout(
         &lab.ssh(
-            "h001",
-            "setsid -f bash -c 'exec -a survivor sleep 300' >/dev/null 2>&1 < /dev/null",
+            name,
+            "bash -c \"nohup bash -c 'exec -a survivor tail -f /dev/null' >/dev/null 2>&1 </dev/null &\"",
         ),
         "start a process",
     );
-
+    // The SSH command returns before the process exists, let alone has
+    // exec'd as `survivor`: wait for it (bounded), never just look once.
     let survivor = lab
-        .host_processes("h001")
-        .into_iter()
-        .find(|p| p.cmdline.starts_with("survivor"))
-        .expect("the process runs in h001")
+        .wait_process(name, "survivor", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("{name}: the process does not run"))
         .pid;
     let alive = format!("kill -0 {survivor}");
 
-    lab.cut_link("h001");
-    let out = lab.ssh("h001", "true");
+    lab.cut_link(name);
+    let out = lab.ssh(name, "true");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("timed out"),
-        "a cut link drops packets: {}",
+        "{name}: a cut link drops packets: {}",
         show(&out)
     );
-    lab.restore_link("h001");
-    ok_stdout(&lab.ssh("h001", "true"), "ssh after restore_link");
+    lab.restore_link(name);
+    ok_stdout(&lab.ssh(name, "true"), "ssh after restore_link");
 
-    lab.stop_sshd("h001");
-    let out = lab.ssh("h001", "true");
+    lab.stop_sshd(name);
+    let out = lab.ssh(name, "true");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("refused"),
-        "{}",
+        "{name}: {}",
         show(&out)
     );
     let status = rampart(&["lab", "status", "--dir", &lab.dir().to_string_lossy()]);
     assert_eq!(status.status.code(), Some(3), "{}", show(&status));
-    assert!(stdout(&status).contains("DOWN"));
-    lab.start_sshd("h001");
-    let out = lab.ssh("h001", &alive);
+    assert!(stdout(&status)
+        .lines()
+        .any(|l| l.starts_with(name) && l.ends_with("DOWN")));
+    lab.start_sshd(name);
+    let out = lab.ssh(name, &alive);
     ok_stdout(&out, "the host kept its processes across an sshd restart");
 
-    lab.change_host_key("h001");
-    let out = lab.ssh("h001", "true");
+    lab.change_host_key(name);
+    let out = lab.ssh(name, "true");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("HOST IDENTIFICATION HAS CHANGED"),
-        "{}",
+        "{name}: {}",
         show(&out)
     );
-    let out = lab.exec_in("h001", &["sh", "-c", &alive]);
+    let out = lab.exec_in(name, &["sh", "-c", &alive]);
     ok_stdout(&out, "exec_in does not need ssh");
 }
 
@@ -526,4 +544,82 @@ fn stale_labs_of_dead_test_runs_are_reaped() {
     let reaped = reap_stale_labs();
     assert!(reaped.contains(&dir), "{reaped:?}");
     assert_eq!(leftovers(k, &dir), Vec::<String>::new());
+}
+
+/// `lab reboot` is a power cycle: every process of the host dies (its
+/// keeper too), every netfilter table of both backends is the kernel's
+/// default again, /run and /tmp are new, the disk (/etc, /var, /root) is
+/// kept, and sshd answers with the same host key. Other hosts are untouched.
+#[test]
+fn reboot_is_a_power_cycle_that_keeps_the_disk() {
+    let lab = Lab::up(2);
+    let token = format!("rampart-reboot-{}", std::process::id());
+    ok_stdout(
+        &lab.ssh(
+            "h001",
+            &format!(
+                "setsid -f bash -c 'exec -a {token} sleep 300' >/dev/null 2>&1 < /dev/null; \
+                 iptables -A INPUT -p tcp --dport 9 -j DROP && \
+                 iptables -t nat -A POSTROUTING -o eth0 -j ACCEPT && \
+                 ip6tables -A INPUT -p tcp --dport 9 -j DROP && \
+                 {{ iptables-legacy -A INPUT -p tcp --dport 7 -j DROP 2>/dev/null && echo LEGACY || true; }}; \
+                 echo disk > /root/{token} && echo disk > /etc/{token} && echo disk > /var/{token} && \
+                 echo run > /run/{token} && echo tmp > /tmp/{token}"
+            ),
+        ),
+        "prepare h001",
+    );
+    let legacy = lab
+        .exec_in("h001", &["sh", "-c", "iptables-legacy-save 2>/dev/null"])
+        .stdout;
+    let had_legacy = String::from_utf8_lossy(&legacy).contains("--dport 7");
+    let process = Pid::of(
+        lab.wait_process("h001", &token, Duration::from_secs(10))
+            .expect("the process runs")
+            .pid,
+    );
+    let state = lab.state();
+    let old_keeper = Pid::of(rampart::lab::host::keeper(&state, "h001").expect("a keeper"));
+    let other_keeper = rampart::lab::host::keeper(&state, "h002").expect("a keeper");
+    let report = lab.reboot(&["h001"]);
+    assert!(
+        report.contains("h001 (centos6): SSH answers")
+            && report.contains("lab reboot: 1 host rebooted"),
+        "{report}"
+    );
+    assert!(!process.alive(), "a process survived");
+    assert!(!old_keeper.alive(), "the keeper survived");
+    let new_keeper = rampart::lab::host::keeper(&lab.state(), "h001").expect("a new keeper");
+    assert_ne!(Pid::of(new_keeper), old_keeper);
+    assert_eq!(
+        rampart::lab::host::keeper(&lab.state(), "h002").expect("h002's keeper"),
+        other_keeper,
+        "h002 was rebooted too"
+    );
+    for save in ["iptables-save", "ip6tables-save"] {
+        let out = ok_stdout(&lab.exec_in("h001", &[save]), save);
+        assert!(
+            !out.contains("--dport 9") && !out.contains("*nat"),
+            "{save} after reboot:\n{out}"
+        );
+    }
+    if had_legacy {
+        let out = lab.exec_in("h001", &["iptables-legacy-save"]);
+        assert!(
+            !stdout(&out).contains("--dport 7"),
+            "legacy rules survived: {}",
+            show(&out)
+        );
+    }
+    let files = ok_stdout(
+        &lab.ssh(
+            "h001",
+            &format!(
+                "for d in /root /etc /var /run /tmp; do test -e $d/{token} && echo $d; done; hostname"
+            ),
+        ),
+        "look at h001's files (same host key: strict checking passes)",
+    );
+    assert_eq!(files, "/root\n/etc\n/var\nh001\n");
+    assert!(lab.ssh("h002", "true").status.success());
 }

@@ -10,6 +10,7 @@ mod predict;
 mod apply;
 mod audit;
 mod corpus;
+mod distros;
 mod faults;
 mod operator;
 mod realworld;
