@@ -476,3 +476,133 @@ fn a_kernel_without_ipv6_is_a_warning_and_ipv4_converges() {
         "{v:#}"
     );
 }
+
+// ---- The xtables lock, on a real Debian 11 (iptables 1.8.7, legacy) ----
+
+/// Switch a Debian host to the legacy backend, as an operator would.
+fn use_legacy(lab: &Lab, host: &str) {
+    sh(
+        lab,
+        host,
+        "update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null && \
+         update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null && \
+         iptables -V | grep -q legacy",
+    );
+}
+
+/// Hold the host's xtables lock for `secs` seconds, as fail2ban, Docker
+/// and kube-proxy do while they work; returns once it is held.
+fn hold_xtables_lock(lab: &Lab, host: &str, secs: u32) {
+    sh(
+        lab,
+        host,
+        &format!(
+            "rm -f /run/lock-held; setsid -f flock -x /run/xtables.lock sh -c 'touch /run/lock-held; sleep {secs}' </dev/null >/dev/null 2>&1
+             i=0; while [ ! -e /run/lock-held ] && [ $i -lt 500 ]; do i=$((i + 1)); sleep 0.01; done; [ -e /run/lock-held ]"
+        ),
+    );
+}
+
+/// iptables 1.8.7 (legacy) fails at once while another program holds the
+/// xtables lock. rampart's calls wait for it, bounded: the apply converges.
+#[test]
+fn a_held_xtables_lock_delays_an_apply_on_debian11_legacy() {
+    let lab = Lab::up_distros(1, &["debian11"]);
+    use_legacy(&lab, "h001");
+    // What 1.8.7 does without waiting: fail at once.
+    hold_xtables_lock(&lab, "h001", 4);
+    let bare = lab.exec_in(
+        "h001",
+        &[
+            "sh",
+            "-c",
+            "printf '*filter\\nCOMMIT\\n' | iptables-restore",
+        ],
+    );
+    assert!(
+        !bare.status.success() && String::from_utf8_lossy(&bare.stderr).contains("xtables lock"),
+        "iptables 1.8.7 without -w: {}",
+        show(&bare)
+    );
+    let t = Instant::now();
+    let (code, v) = apply(&lab, &pb("baseline.yml"), &[]);
+    let r = host(&v, "h001");
+    assert_eq!((code, r["status"].as_str()), (0, Some("changed")), "{v:#}");
+    assert_eq!(r["backend"], "legacy", "{r:#}");
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "it did wait for the lock"
+    );
+    let (code, v) = apply(&lab, &pb("baseline.yml"), &[]);
+    assert_eq!(
+        (code, host(&v, "h001")["status"].as_str()),
+        (0, Some("ok")),
+        "{v:#}"
+    );
+}
+
+/// The controller dies mid-lockout, and the lock is held as the switch
+/// fires: the switch waits for it, restores, and the host comes back by
+/// itself.
+#[test]
+fn the_switch_waits_for_a_held_lock_and_brings_the_host_back() {
+    let lab = Lab::up_distros(1, &["debian11"]);
+    use_legacy(&lab, "h001");
+    let before = rules(&lab, "h001", "iptables");
+    let inv = lab.inventory();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["apply", &pb("lockout.yml"), "-i"])
+        .arg(&inv)
+        .args([
+            "--no-predict",
+            "--connect-timeout",
+            "4",
+            "--confirm-timeout",
+            "13",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rampart apply");
+    // Once the lockout is live (the switch is armed before it), SIGKILL the
+    // controller: nobody is left to restore but the switch.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rules(&lab, "h001", "iptables").contains("--dport 22")
+        || !rules(&lab, "h001", "iptables").contains("--dport 80")
+    {
+        assert!(Instant::now() < deadline, "the lockout never went live");
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL rampart");
+    let _ = child.wait();
+    let killed = Instant::now();
+    // The lock is held from now until after the switch fires (13 s after
+    // arming, which came before the kill).
+    hold_xtables_lock(&lab, "h001", 16);
+    let back = (|| {
+        while killed.elapsed() < Duration::from_secs(60) {
+            if rules(&lab, "h001", "iptables") == before {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        false
+    })();
+    assert!(
+        back,
+        "the switch never restored the host: {}",
+        rules(&lab, "h001", "iptables")
+    );
+    assert!(
+        killed.elapsed() >= Duration::from_secs(15),
+        "restored while the lock was held?"
+    );
+    assert_eq!(
+        sh(&lab, "h001", "cat /var/lib/rampart/switch.state").trim(),
+        "restored"
+    );
+    let ssh = lab.ssh("h001", "true");
+    assert!(ssh.status.success(), "{}", show(&ssh));
+    no_switch_left(&lab, "h001");
+}
