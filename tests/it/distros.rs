@@ -431,3 +431,130 @@ fn a_rolled_back_apply_leaves_the_previous_rules_after_a_reboot() {
         assert!(ssh.status.success(), "{name}: {}", show(&ssh));
     }
 }
+
+/// `boot: ensure` on every kind of host whose loader is disabled (a fresh
+/// Ubuntu without iptables-persistent, a Rocky without iptables-services
+/// enabled, a Debian whose netfilter-persistent was removed): the audit
+/// reports it as drift, `boot: warn` only warns, and the default installs
+/// rampart's own loader, which the next boot runs: the rules come back.
+#[test]
+fn hosts_without_a_loader_get_rampart_s_own_and_their_rules_survive_a_reboot() {
+    let kinds = [
+        "centos6",
+        "rocky9",
+        "ubuntu22",
+        "debian11",
+        "debian12",
+        "debian13",
+        "debian12-legacy",
+        "busybox",
+    ];
+    let lab = Lab::up_distros(kinds.len(), &kinds);
+    let hosts = lab.hosts();
+    let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+    for h in &names {
+        sh_in(
+            &lab,
+            h,
+            "rm -f /etc/systemd/system/*.wants/netfilter-persistent.service \
+                   /etc/systemd/system/*.wants/iptables.service /etc/systemd/system/*.wants/ip6tables.service \
+                   /etc/rc?.d/S*netfilter-persistent /etc/rc?.d/S*iptables /etc/rc?.d/S*ip6tables",
+        );
+    }
+    let inv = lab.inventory();
+    let warn = lab.scratch("warn.yml");
+    std::fs::write(
+        &warn,
+        "- hosts: all\n  firewall:\n    allow: [http, https, ssh]\n    boot: warn\n",
+    )
+    .expect("playbook");
+    let out = run(
+        "apply",
+        &warn.to_string_lossy(),
+        &inv,
+        &["--format", "json"],
+    );
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let v = report(&out);
+    for h in &hosts {
+        let r = host_report(&v, &h.name);
+        assert!(
+            r.get("installed").is_none(),
+            "{} ({}): {r:#}",
+            h.name,
+            h.kind
+        );
+        assert!(
+            r["warnings"].as_array().is_some_and(|w| w
+                .iter()
+                .any(|w| w.as_str().is_some_and(|w| w.contains("no boot loader")))),
+            "{} ({}): {r:#}",
+            h.name,
+            h.kind
+        );
+    }
+    // The default playbook wants a loader: the audit says it is missing.
+    let out = run(
+        "audit",
+        &playbook("baseline.yml"),
+        &inv,
+        &["--format", "json"],
+    );
+    assert_eq!(code(&out), 2, "{}", show(&out));
+    let v = report(&out);
+    for h in &hosts {
+        let r = host_report(&v, &h.name);
+        assert_eq!(r["status"], "drift", "{} ({}): {r:#}", h.name, h.kind);
+        assert!(
+            r["diff"]
+                .as_str()
+                .is_some_and(|d| d.contains("+ boot loader") && !d.contains("-A INPUT")),
+            "{} ({}): only the loader is missing: {r:#}",
+            h.name,
+            h.kind
+        );
+    }
+    let out = run(
+        "apply",
+        &playbook("baseline.yml"),
+        &inv,
+        &["--format", "json"],
+    );
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let v = report(&out);
+    for h in &hosts {
+        let r = host_report(&v, &h.name);
+        let want = match h.kind.as_str() {
+            "rocky9" | "ubuntu22" => "rampart-firewall.service (systemd)",
+            _ => "/etc/init.d/rampart-firewall (sysvinit)",
+        };
+        assert!(
+            r["installed"].as_array().is_some_and(|i| i
+                .iter()
+                .any(|t| t.as_str().is_some_and(|t| t.contains(want)))),
+            "{} ({}): {want}: {r:#}",
+            h.name,
+            h.kind
+        );
+    }
+    let booted = lab.reboot(&names);
+    for h in &hosts {
+        let (v4, v6) = live_both(&lab, &h.name);
+        assert_eq!(
+            filter_table(&v4),
+            SEED_V4,
+            "{} ({}): after reboot:\n{booted}",
+            h.name,
+            h.kind
+        );
+        assert_eq!(filter_table(&v6), seed_v6(), "{} ({})", h.name, h.kind);
+    }
+    let out = run(
+        "audit",
+        &playbook("baseline.yml"),
+        &inv,
+        &["--format", "json"],
+    );
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    assert_eq!(statuses(&report(&out)), all(&names, "ok"));
+}
