@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rampart fleet benchmark (SPEC §7): the same lab fleet, reset between runs,
+# rampart fleet benchmark: the same lab fleet, reset between runs,
 # timed in one run for:
 #   1. plain OpenSSH in parallel (xargs -P F): one connection that backs up,
 #      iptables-restores and lists the seed's rules, one fresh connection that

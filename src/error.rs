@@ -1,7 +1,7 @@
 //! Errors that end a whole command, before or instead of a run.
 //!
 //! Per-host failures are not errors here: they are statuses in the report
-//! (SPEC §5). What lives here is what makes rampart exit 1 without contacting
+//! (docs/design.md, "Exit codes"). What lives here is what makes rampart exit 1 without contacting
 //! any host: bad input (always with file:line:column where it is known),
 //! usage mistakes, and lab failures.
 

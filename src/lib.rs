@@ -24,7 +24,7 @@ pub mod report;
 pub use app::run;
 pub use error::{Error, InputError, Result};
 
-/// Exit codes of SPEC §5.
+/// Exit codes (docs/design.md, "Exit codes").
 pub mod exit {
     /// Every host ok or changed.
     pub const OK: u8 = 0;

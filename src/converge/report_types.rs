@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A host's outcome (SPEC §5).
+/// A host's outcome (docs/design.md, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -81,7 +81,7 @@ impl Step {
     }
 }
 
-/// One host's entry in the report (SPEC §5). Deserialize: `rampart report
+/// One host's entry in the report (docs/design.md, "Formats"). Deserialize: `rampart report
 /// merge` reads the JSON reports of shards back.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostReport {

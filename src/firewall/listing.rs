@@ -1,6 +1,6 @@
 //! `iptables -L` output, parsed well enough to cross-check a ruleset.
 //!
-//! SPEC §6 verifies with `iptables -L -n` (shown to the operator as evidence)
+//! The transaction verifies with `iptables -L -n` (shown to the operator as evidence)
 //! besides comparing `iptables-save`. The listing is meant for humans, so it
 //! is parsed by columns named in its header, and only what a cross-check
 //! needs is interpreted: chains, policies, counters and one row per rule.

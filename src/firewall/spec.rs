@@ -1,5 +1,5 @@
 //! The desired firewall facts of one host, as a playbook states them
-//! (SPEC §3), after every matching play has been merged.
+//! (docs/design.md, "Formats"), after every matching play has been merged.
 //!
 //! This is the contract between [`crate::playbook`] (which fills it from YAML
 //! and validates every value) and the rest of [`crate::firewall`] (which turns
@@ -126,7 +126,7 @@ pub struct PersistPaths {
     pub ipv6: Option<PathBuf>,
 }
 
-/// The default `preserve` patterns (SPEC §3).
+/// The default `preserve` patterns (docs/design.md, "The transaction").
 pub const DEFAULT_PRESERVE: &[&str] = &["DOCKER*", "f2b-*", "fail2ban-*", "KUBE-*", "CNI-*"];
 
 /// The merged desired firewall of one host.

@@ -38,7 +38,7 @@ fn port(p: u16) -> Allow {
     }
 }
 
-/// The SPEC §1 spec: baseline, allow [http, https, ssh], default policies.
+/// The seed's firewall: baseline, allow [http, https, ssh], default policies.
 fn seed_spec() -> FirewallSpec {
     FirewallSpec {
         allow: ["http", "https", "ssh"]

@@ -478,7 +478,7 @@ mod tests {
         (e.line, e.column, e.message)
     }
 
-    const SPEC: &str = "\
+    const EXAMPLE: &str = "\
 defaults:
   user: root
   port: 22
@@ -499,7 +499,7 @@ groups:
 
     #[test]
     fn spec_example_resolves() {
-        let hosts = load(SPEC).expect("valid");
+        let hosts = load(EXAMPLE).expect("valid");
         let names: Vec<&str> = hosts.iter().map(|h| h.name()).collect();
         assert_eq!(names, ["web1", "web2", "mx1", "bare"]);
         let web2 = &hosts[1];

@@ -1,4 +1,5 @@
-//! The lab: a real fleet of VPS-like hosts on one Linux machine (SPEC §8).
+//! The lab: a real fleet of VPS-like hosts on one Linux machine
+//! (docs/design.md, "The lab").
 //!
 //! rampart's promises (rollback when SSH is cut, atomic rules, nothing left
 //! behind) are about real sshd, real iptables and real processes, which is
@@ -20,7 +21,7 @@
 //!
 //! The lab dir D (default [`DEFAULT_DIR`]) holds `state.json` (see
 //! [`state`]), the client key `id_ed25519`, `known_hosts` with the real host
-//! keys, `inventory.yml` (a SPEC §2 inventory) and `hosts/<name>/` (host
+//! keys, `inventory.yml` (a rampart inventory) and `hosts/<name>/` (host
 //! key, sshd config and log, overlay upper/work dirs) on a tmpfs mounted at
 //! `D/hosts` for speed.
 //!

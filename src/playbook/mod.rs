@@ -1,4 +1,4 @@
-//! Plays (SPEC §3), merged into one desired [`FirewallSpec`] per host.
+//! Plays (docs/design.md, "Formats"), merged into one desired [`FirewallSpec`] per host.
 //!
 //! [`Playbook::load`] validates everything up front (unknown keys, services,
 //! ports, CIDRs, raw rules, host patterns) and reports `file:line:column`,
@@ -6,7 +6,7 @@
 //! [`Playbook::plan`] merges the plays matching a host into one spec: the
 //! host is converged in one transaction, not play by play.
 //!
-//! Merge rules (SPEC §3, with the choices the spec leaves open):
+//! Merge rules:
 //! - `baseline`: true if any matching play states true; false if plays
 //!   state it and all say false; true when no play states it.
 //! - `allow`, `rules`: concatenated in play order, exact duplicates dropped

@@ -1,4 +1,5 @@
-//! `rampart apply` on a real lab, trying to break the guarantees of SPEC §6.
+//! `rampart apply` on a real lab, trying to break the guarantees of
+//! docs/design.md ("Guarantees").
 //!
 //! Every assertion about a host is made from inside the host (`exec_in`,
 //! its namespaces, no SSH), never from rampart's own report alone.

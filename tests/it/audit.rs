@@ -195,7 +195,7 @@ pub(crate) fn audit_and_check_are_read_only(lab: &Lab) {
     assert_unchanged(lab, &names, &before, &noise, "audit and apply --check (ok)");
 }
 
-/// Exit codes (SPEC §5): 2 drift, 0 compliant, 3 when a host cannot be audited.
+/// Exit codes (docs/design.md, "Exit codes"): 2 drift, 0 compliant, 3 when a host cannot be audited.
 #[test]
 fn audit_exit_codes_follow_the_fleet() {
     let lab = Lab::up(3);

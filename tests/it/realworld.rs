@@ -1,4 +1,4 @@
-//! Real-world hosts (SPEC §3 preserve, §5, §6): Docker, fail2ban,
+//! Real-world hosts (docs/design.md, "The transaction": preserved chains): Docker, fail2ban,
 //! Kubernetes and hand-written rules already loaded, ufw enabled, and the
 //! Ansible inventories people already have.
 //!
@@ -18,7 +18,7 @@ use crate::rollout::{
 };
 use crate::support::{run_bounded, show, Lab, RAMPART_TIMEOUT};
 
-/// SPEC §3's default `preserve` list.
+/// The default `preserve` list.
 const DEFAULT_PRESERVE: [&str; 5] = ["DOCKER*", "f2b-*", "fail2ban-*", "KUBE-*", "CNI-*"];
 
 /// A Docker host: Docker's filter chains and FORWARD jumps, its nat table,
@@ -714,7 +714,7 @@ fn running_firewalld_fails_the_host_and_leaves_it_untouched() {
     assert_eq!(code(&out), 0, "{}", show(&out));
 }
 
-/// A host without ip6tables (SPEC §1): reported with a warning, not failed;
+/// A host without ip6tables is reported with a warning, not failed;
 /// IPv4 is converged and persisted alone. The tools vanish from that host
 /// only: its /etc/alternatives links are removed in its own /etc overlay.
 #[test]

@@ -1,4 +1,5 @@
-//! Rollouts and access on a real fleet (SPEC §5, §6 guarantees 6, 8, 9):
+//! Rollouts and access on a real fleet (docs/design.md, "Guarantees": host
+//! keys, isolation and rollouts):
 //! `--serial` batches and the canary, `--max-fail-percent`, Ctrl-C, `become`
 //! through sudo, trust on first use of host keys, per-host settings.
 //!
@@ -813,7 +814,7 @@ fn accepting_a_new_key_keeps_a_hand_edited_known_hosts_intact() {
     assert!(statuses(&report(&out)).values().all(|s| s == "ok"));
 }
 
-/// A fresh VPS reached with its root password (SPEC §2 `password_env`):
+/// A fresh VPS reached with its root password (`password_env`):
 /// no key anywhere (HOME without .ssh, no agent), the password read from
 /// the named variable; a wrong one is `unreachable` with nothing run; an
 /// unset one stops the run before any host is contacted (exit 1).

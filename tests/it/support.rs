@@ -297,7 +297,7 @@ impl Lab {
             .expect("the lab has a state.json")
     }
 
-    /// `D/inventory.yml`, a SPEC §2 inventory of every host.
+    /// `D/inventory.yml`, a rampart inventory of every host.
     pub fn inventory(&self) -> PathBuf {
         self.state().paths().inventory()
     }
@@ -502,7 +502,7 @@ impl Drop for Lab {
     }
 }
 
-/// The seed's saved filter table (SPEC §1), as `iptables-save` must print it
+/// The seed's saved filter table, as `iptables-save` must print it
 /// on a host converged to `playbooks/baseline.yml`, counters and comments aside.
 pub const SEED_V4: &str = "*filter
 :INPUT DROP [0:0]
