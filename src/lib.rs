@@ -14,6 +14,8 @@ pub mod cli;
 pub mod converge;
 pub mod error;
 pub mod firewall;
+#[cfg(test)]
+mod fuzz;
 pub mod glob;
 pub mod inventory;
 pub mod lab;
