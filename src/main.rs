@@ -24,7 +24,11 @@ fn main() -> ExitCode {
     match rampart::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rampart: error: {e}");
+            // Errors quote input files (and their positions): inert text.
+            eprintln!(
+                "rampart: error: {}",
+                rampart::report::inert::text(&e.to_string())
+            );
             ExitCode::from(rampart::exit::BAD_INPUT)
         }
     }

@@ -1,6 +1,7 @@
 //! Live progress on stderr: indicatif bars on a terminal (an overall bar and
 //! one line per host in flight with its step), plain lines otherwise, so CI
-//! logs stay readable and free of escape codes.
+//! logs stay readable and free of escape codes. Host names come from input
+//! files: they are shown through [`super::inert`].
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -55,7 +56,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
             Event::HostStarted { name } => {
                 if mode == Mode::Bars {
                     let bar = multi.add(ProgressBar::new_spinner().with_style(host_style.clone()));
-                    bar.set_prefix(name.clone());
+                    bar.set_prefix(super::inert::line(&name).into_owned());
                     bar.set_message("connect");
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bars.insert(name, bar);
@@ -77,7 +78,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
                 }
                 let line = format!(
                     "[{done}/{total}] {} {}{} ({:.2}s)",
-                    rep.name,
+                    super::inert::line(&rep.name),
                     rep.status.as_str(),
                     rep.step
                         .map(|s| format!(" at {}", s.as_str()))
@@ -91,6 +92,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode) {
                 }
             }
             Event::Stopping { reason } => {
+                let reason = super::inert::text(&reason);
                 if mode == Mode::Bars {
                     let _ = multi.println(format!("rampart: {reason}"));
                 } else {
