@@ -19,6 +19,7 @@ mod fuzz;
 pub mod glob;
 pub mod inventory;
 pub mod lab;
+pub mod limits;
 pub mod playbook;
 pub mod remote;
 pub mod report;

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything opens a file or a socket: see `rampart::limits`.
+    let _ = rampart::limits::raise_nofile();
     let cli = match rampart::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
