@@ -10,6 +10,7 @@ mod predict;
 mod apply;
 mod audit;
 mod corpus;
+mod hardening;
 mod operator;
 mod realworld;
 mod rollout;
