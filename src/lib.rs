@@ -14,9 +14,12 @@ pub mod cli;
 pub mod converge;
 pub mod error;
 pub mod firewall;
+#[cfg(test)]
+mod fuzz;
 pub mod glob;
 pub mod inventory;
 pub mod lab;
+pub mod limits;
 pub mod playbook;
 pub mod remote;
 pub mod report;

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before anything opens a file or a socket: see `rampart::limits`.
+    let _ = rampart::limits::raise_nofile();
     let cli = match rampart::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -24,7 +26,11 @@ fn main() -> ExitCode {
     match rampart::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("rampart: error: {e}");
+            // Errors quote input files (and their positions): inert text.
+            eprintln!(
+                "rampart: error: {}",
+                rampart::report::inert::text(&e.to_string())
+            );
             ExitCode::from(rampart::exit::BAD_INPUT)
         }
     }

@@ -74,15 +74,17 @@ impl Listing {
 }
 
 /// `123`, `5K`, `17M` -> a number (the listing's units are powers of 1000).
+/// A count too large for 64 bits is no count at all: the text comes from
+/// the host, and a hostile listing must not overflow (`99999999999999T`).
 fn count(s: &str) -> Option<u64> {
-    let (digits, mult) = match s.chars().last() {
-        Some('K') => (&s[..s.len() - 1], 1_000),
-        Some('M') => (&s[..s.len() - 1], 1_000_000),
-        Some('G') => (&s[..s.len() - 1], 1_000_000_000),
-        Some('T') => (&s[..s.len() - 1], 1_000_000_000_000),
-        _ => (s, 1),
+    let (digits, mult) = match s.strip_suffix(['K', 'M', 'G', 'T']) {
+        Some(d) if s.ends_with('K') => (d, 1_000),
+        Some(d) if s.ends_with('M') => (d, 1_000_000),
+        Some(d) if s.ends_with('G') => (d, 1_000_000_000),
+        Some(d) => (d, 1_000_000_000_000),
+        None => (s, 1),
     };
-    digits.parse::<u64>().ok().map(|n| n * mult)
+    digits.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 fn perr<T>(line: usize, message: impl Into<String>) -> Result<T, ParseError> {
@@ -306,5 +308,31 @@ pub fn listing_matches(listing: &Listing, rs: &Ruleset) -> Result<(), String> {
         Ok(())
     } else {
         Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hostile `-L` listing: counters too large for 64 bits are no
+    /// counters (None), never an overflow.
+    #[test]
+    fn huge_counters_do_not_overflow() {
+        assert_eq!(count("17M"), Some(17_000_000));
+        assert_eq!(count("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(count("18446744073709551615T"), None);
+        assert_eq!(count("99999999999T"), None);
+        assert_eq!(count("T"), None);
+        assert_eq!(count(""), None);
+        let l = parse_list(
+            "Chain INPUT (policy DROP 99999999999999T packets, 5G bytes)\n\
+             num   pkts bytes target     prot opt in     out     source               destination\n\
+             1     99999999999999999999T 1 ACCEPT     6    --  *      *       0.0.0.0/0            0.0.0.0/0\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = &l.chains[0];
+        assert_eq!((c.packets, c.bytes), (None, Some(5_000_000_000)));
+        assert_eq!(c.rows[0].pkts, None);
     }
 }

@@ -38,8 +38,16 @@ pub(crate) fn tokenize(line: &str, strict: bool) -> Result<Vec<Tok>, RuleError> 
     let mut quote_start: Option<usize> = None;
     let mut escaped = false;
     for (i, c) in line.chars().enumerate() {
-        if c == '\n' || c == '\r' {
+        if c == '\n' || (strict && c == '\r') {
             return rerr(i, "line break inside a rule");
+        }
+        // Quoted or not: a control character in a playbook's rule (an ESC
+        // in a comment) would reach the host's rules and every terminal
+        // that shows them. A host's dump may hold any (iptables-restore
+        // splits lines at newlines only, so a comment can carry a carriage
+        // return): read as printed, shown escaped (`report::inert`).
+        if strict && c.is_control() {
+            return rerr(i, "a control character is not allowed in a rule");
         }
         if let Some(_q) = quote_start {
             let t = cur.get_or_insert_with(|| Tok {
@@ -75,11 +83,10 @@ pub(crate) fn tokenize(line: &str, strict: bool) -> Result<Vec<Tok>, RuleError> 
             t.quoted = true;
             continue;
         }
-        if strict && (METACHARS.contains(&c) || c.is_control()) {
+        if strict && METACHARS.contains(&c) {
             let what = match c {
                 '\\' => "a backslash outside double quotes".to_string(),
                 '\'' => "a single quote (use double quotes)".to_string(),
-                c if c.is_control() => "a control character".to_string(),
                 c => format!("shell metacharacter {c:?} outside double quotes"),
             };
             return rerr(i, format!("{what} is not allowed in a rule"));

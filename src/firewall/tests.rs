@@ -434,6 +434,37 @@ fn quoted_values_are_allowed_metacharacters_and_all() {
     );
 }
 
+/// A playbook's rule may quote shell metacharacters, never control
+/// characters (an ESC in a comment would reach every terminal showing the
+/// rules); a host's dump is read as printed, and shown escaped.
+#[test]
+fn control_characters_are_refused_even_quoted() {
+    let err = |l: &str| match Rule::parse(l) {
+        Ok(r) => panic!("{l} parsed as {r}"),
+        Err(e) => (e.offset, e.message),
+    };
+    let (o, m) = err("-A INPUT -m comment --comment \"red \u{1b}[31m\" -j ACCEPT");
+    assert_eq!(o, 35, "{m}");
+    assert!(m.contains("control character"), "{m}");
+    assert!(err("-A INPUT -m comment --comment \"a\tb\" -j ACCEPT")
+        .1
+        .contains("control"));
+    assert!(err("-A INPUT -m comment --comment \"a\rb\" -j ACCEPT")
+        .1
+        .contains("line break"));
+    // A host's comment may hold any of them, a carriage return included:
+    // its dump still parses, and renders back exactly.
+    let dump = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"red \u{1b}[31m\r\u{9b}x\" -j ACCEPT\nCOMMIT\n";
+    let live = parse_save(dump, Family::V4).unwrap_or_else(|e| panic!("{e}"));
+    let rules = &live.filter_or_default().chains[0].rules;
+    assert_eq!(rules.len(), 1);
+    assert!(render(&live).contains(&rules[0].to_line()));
+    assert_eq!(
+        rules[0].to_line(),
+        "-A INPUT -m comment --comment \"red \u{1b}[31m\r\u{9b}x\" -j ACCEPT"
+    );
+}
+
 /// The block of one table exactly as iptables-save printed it, counters
 /// zeroed: what `render_table` must reproduce.
 fn dump_block(text: &str, table: &str) -> String {

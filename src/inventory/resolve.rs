@@ -27,6 +27,10 @@ use crate::remote::Reach;
 /// Longest jump chain accepted: deeper is surely a mistake.
 pub const MAX_CHAIN: usize = 8;
 
+/// OpenSSH's default `GlobalKnownHostsFile`: the machine's known_hosts,
+/// consulted (never written) after the user's files.
+pub const GLOBAL_KNOWN_HOSTS: &[&str] = &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+
 /// A value and a short note of where it was set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Sourced<T> {
@@ -271,6 +275,28 @@ impl<'a> Resolver<'a> {
                 "default".to_string(),
             ),
         };
+        // The global files come after the user's, read-only, as OpenSSH
+        // reads them: a key there is known, an `@revoked` line there wins,
+        // new keys are recorded only in the user file (`known_hosts`).
+        let mut extra_known_hosts = extra_known_hosts;
+        let globals: Vec<PathBuf> = match &l.global_known_hosts {
+            Some(files) => {
+                let mut paths = Vec::new();
+                for t in &files.value {
+                    paths.push(expand(&Val {
+                        value: t.clone(),
+                        at: files.at.clone(),
+                    })?);
+                }
+                paths
+            }
+            None => GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect(),
+        };
+        for g in globals {
+            if g != known_hosts && !extra_known_hosts.contains(&g) {
+                extra_known_hosts.push(g);
+            }
+        }
         let jumps = match (&st.jumps, &l.proxy_jump) {
             (Some(j), _) => Some(j.clone()),
             (None, Some(j)) => Some(Sourced::new(j.value.clone(), at(&j.at))),
@@ -459,7 +485,13 @@ mod tests {
         assert_eq!(h[1].reach.known_hosts, PathBuf::from("/kh/a"));
         assert_eq!(
             h[1].reach.extra_known_hosts,
-            vec![PathBuf::from("/kh/web2.example.com")]
+            [
+                "/kh/web2.example.com",
+                "/etc/ssh/ssh_known_hosts",
+                "/etc/ssh/ssh_known_hosts2"
+            ]
+            .map(PathBuf::from),
+            "the user's files, then OpenSSH's default global ones"
         );
         let (h, _) = run(&p, None).expect("resolves");
         assert_eq!(
@@ -471,6 +503,42 @@ mod tests {
             ("web2", 22, "root")
         );
         assert_eq!(h[1].sources.address, "name");
+    }
+
+    /// As OpenSSH: the user file, then the global ones (the default, or
+    /// ssh_config's `GlobalKnownHostsFile`, `none` for none), also when the
+    /// inventory names the user file and for jump hosts.
+    #[test]
+    fn global_known_hosts_follow_the_user_file() {
+        let mut web1 = stated("web1");
+        web1.known_hosts = Some(Sourced::new(PathBuf::from("/inv/kh"), "hosts.web1"));
+        let mut web2 = stated("web2");
+        web2.jumps = hops("gw");
+        let p = Parsed {
+            hosts: vec![web1, web2, stated("db1")],
+            ..Parsed::default()
+        };
+        let (h, _) = run(&p, None).expect("resolves");
+        assert_eq!(h[0].reach.known_hosts, PathBuf::from("/inv/kh"));
+        let default: Vec<PathBuf> = GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from).collect();
+        assert_eq!(h[0].reach.extra_known_hosts, default);
+        assert_eq!(h[1].reach.jumps[0].extra_known_hosts, default);
+        let (h, _) = run(
+            &p,
+            Some("Host web1 gw\n  GlobalKnownHostsFile /g/%h /inv/kh\nHost db1\n  GlobalKnownHostsFile none\n"),
+        )
+        .expect("resolves");
+        assert_eq!(
+            h[0].reach.extra_known_hosts,
+            [PathBuf::from("/g/web1")],
+            "the user file is not read twice"
+        );
+        assert_eq!(h[1].reach.extra_known_hosts, default);
+        assert_eq!(
+            h[1].reach.jumps[0].extra_known_hosts,
+            ["/g/gw", "/inv/kh"].map(PathBuf::from)
+        );
+        assert!(h[2].reach.extra_known_hosts.is_empty());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! Honoured keywords: `Host`, `Match`, `Include`, `HostName`, `Port`,
 //! `User`, `IdentityFile`, `IdentitiesOnly`, `UserKnownHostsFile`,
-//! `StrictHostKeyChecking`, `ConnectTimeout`, `ProxyJump`. Any other keyword
+//! `GlobalKnownHostsFile`, `StrictHostKeyChecking`, `ConnectTimeout`,
+//! `ProxyJump`. Any other keyword
 //! is ignored (it does not change how rampart connects), except
 //! `ProxyCommand`, which would, and is named in a warning.
 //!
@@ -20,7 +21,8 @@
 //! block whatever else matches); `Include` takes paths and globs, relative
 //! ones from `~/.ssh`, and may sit inside a block (then it applies only when
 //! the block does); `%h %p %r %u %n %d %%` and `~` are expanded in
-//! `IdentityFile` and `UserKnownHostsFile`, `%h %%` in `HostName`.
+//! `IdentityFile`, `UserKnownHostsFile` and `GlobalKnownHostsFile`, `%h %%`
+//! in `HostName`. `GlobalKnownHostsFile none` reads no global file.
 //!
 //! Where rampart differs, on purpose:
 //! - `Host` patterns are matched against the inventory name AND the address
@@ -185,6 +187,9 @@ pub struct Lookup {
     pub identity_file: Option<Val<Template>>,
     pub identities_only: Option<Val<bool>>,
     pub known_hosts: Option<Val<Vec<Template>>>,
+    /// `GlobalKnownHostsFile`: read-only known_hosts files consulted after
+    /// the user's; an empty list is `none`.
+    pub global_known_hosts: Option<Val<Vec<Template>>>,
     pub strict: Option<Val<Strict>>,
     pub connect_timeout: Option<Val<Duration>>,
     pub proxy_jump: Option<Val<Option<Vec<Hop>>>>,
@@ -274,6 +279,7 @@ enum Opt {
     IdentityFile(Template),
     IdentitiesOnly(bool),
     UserKnownHostsFile(Vec<Template>),
+    GlobalKnownHostsFile(Vec<Template>),
     Strict(Strict),
     ConnectTimeout(Duration),
     ProxyJump(Option<Vec<Hop>>),
@@ -553,6 +559,24 @@ impl SshConfig {
                     }
                     Item::Opt(Opt::UserKnownHostsFile(files))
                 }
+                "globalknownhostsfile" => {
+                    let (_, v) = first("a file or none")?;
+                    let mut files = Vec::new();
+                    if v.eq_ignore_ascii_case("none") {
+                        if let Some((c, _)) = args.get(1) {
+                            return Err(err(
+                                *c,
+                                "GlobalKnownHostsFile none must appear alone".into(),
+                            ));
+                        }
+                    } else {
+                        for (c, v) in &args {
+                            check_tokens(v, "hnprud").map_err(|m| err(*c, m))?;
+                            files.push(Template(v.clone()));
+                        }
+                    }
+                    Item::Opt(Opt::GlobalKnownHostsFile(files))
+                }
                 "stricthostkeychecking" => {
                     let (c, v) = first("a value")?;
                     let s = match v.to_ascii_lowercase().as_str() {
@@ -651,6 +675,7 @@ fn apply(o: &Opt, at: Loc, original: &str, out: &mut Lookup) {
         Opt::IdentityFile(t) => set(&mut out.identity_file, t.clone(), at),
         Opt::IdentitiesOnly(b) => set(&mut out.identities_only, *b, at),
         Opt::UserKnownHostsFile(f) => set(&mut out.known_hosts, f.clone(), at),
+        Opt::GlobalKnownHostsFile(f) => set(&mut out.global_known_hosts, f.clone(), at),
         Opt::Strict(s) => {
             if out.strict.is_none() && *s == Strict::RefusedNo {
                 out.warnings.push(format!(
@@ -887,6 +912,32 @@ Match all
             c.lookup(&["x"], None).strict.map(|v| v.value),
             Some(Strict::AcceptNew)
         );
+    }
+
+    #[test]
+    fn global_known_hosts_files_and_none() {
+        let c = cfg(
+            "Host a\n  GlobalKnownHostsFile /g/one /g/%h\nHost b\n  GlobalKnownHostsFile none\n",
+        );
+        let files = |n: &str| {
+            c.lookup(&[n], None).global_known_hosts.map(|v| {
+                v.value
+                    .iter()
+                    .map(|t| t.as_str().to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            files("a"),
+            Some(vec!["/g/one".to_string(), "/g/%h".to_string()])
+        );
+        assert_eq!(files("b"), Some(vec![]), "none: no global file");
+        assert_eq!(files("c"), None, "unset: the built-in default");
+        let (l, c, m) = err("GlobalKnownHostsFile none /x\n");
+        assert_eq!((l, c), (1, 27), "{m}");
+        assert!(m.contains("alone"), "{m}");
+        let (_, _, m) = err("GlobalKnownHostsFile /x/%z\n");
+        assert!(m.contains("unknown token %z"), "{m}");
     }
 
     #[test]

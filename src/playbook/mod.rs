@@ -321,7 +321,7 @@ pub fn cli_render(args: &crate::cli::RenderArgs) -> crate::error::Result<u8> {
     let inv = Inventory::load(&args.inventory)?;
     let pb = Playbook::load(&args.playbook)?;
     for w in pb.unknown_host_names(&inv) {
-        eprintln!("rampart: warning: {w}");
+        crate::report::warn(&w.to_string());
     }
     let host = inv.host(&args.host).ok_or_else(|| {
         InputError::whole_file(

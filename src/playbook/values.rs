@@ -195,18 +195,127 @@ pub fn parse_chain_pattern(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-/// Check a remote persistence path: absolute, plain.
+/// Where a play may persist rules: the trees init systems load firewall
+/// rules from (`/etc/sysconfig/iptables`, `/etc/iptables/rules.v4`, ...)
+/// and where packages keep state (`/var/lib/iptables/...`). rampart writes
+/// the file as root and the facts step reads it in every run, audits
+/// included, so anything else on the host is out of reach by construction.
+pub const PERSIST_ROOTS: &[&str] = &["/etc/", "/var/lib/"];
+
+/// Files under [`PERSIST_ROOTS`] that a play may never name: overwriting
+/// one breaks logins, name resolution, boot or the package manager, and
+/// reading one (an audit reads the persisted file to compare it) would
+/// pull secrets into rampart's memory. A path is refused when it is one of
+/// these, or lies under one that ends in `/`.
+pub const PERSIST_FORBIDDEN: &[&str] = &[
+    // Accounts, passwords and their backups.
+    "/etc/passwd",
+    "/etc/passwd-",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/group",
+    "/etc/group-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/subuid",
+    "/etc/subgid",
+    "/etc/sudoers",
+    "/etc/sudoers.d/",
+    "/etc/doas.conf",
+    "/etc/security/",
+    "/etc/pam.d/",
+    "/etc/login.defs",
+    "/etc/shells",
+    "/etc/securetty",
+    "/etc/nsswitch.conf",
+    // sshd and the host's identity: a lockout of another kind.
+    "/etc/ssh/",
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/etc/machine-id",
+    "/etc/os-release",
+    // Boot and mounts.
+    "/etc/fstab",
+    "/etc/crypttab",
+    "/etc/inittab",
+    "/etc/default/grub",
+    "/etc/modprobe.d/",
+    "/etc/sysctl.conf",
+    "/etc/sysctl.d/",
+    "/etc/systemd/",
+    "/etc/init.d/",
+    "/etc/rc.local",
+    "/etc/rc.d/",
+    "/etc/ld.so.preload",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d/",
+    // Files some program runs as code: a rule comment must never become a command.
+    "/etc/crontab",
+    "/etc/cron.d/",
+    "/etc/cron.hourly/",
+    "/etc/cron.daily/",
+    "/etc/cron.weekly/",
+    "/etc/cron.monthly/",
+    "/etc/profile",
+    "/etc/profile.d/",
+    "/etc/environment",
+    "/etc/bash.bashrc",
+    "/etc/bashrc",
+    // Package managers' and rampart's own state.
+    "/etc/apt/",
+    "/etc/yum.repos.d/",
+    "/var/lib/dpkg/",
+    "/var/lib/rpm/",
+    "/var/lib/apt/",
+    "/var/lib/rampart/",
+];
+
+/// Check a remote persistence path (docs/design.md, "Persistence and
+/// boot"): the absolute path of a regular file under [`PERSIST_ROOTS`],
+/// spelled plainly (no `.` or `..` component, no `//`, no trailing `/`, no
+/// whitespace or control character), and not one of the system files of
+/// [`PERSIST_FORBIDDEN`]. Plain spelling is what makes the prefix checks
+/// mean what they say: `/etc/iptables/../shadow` or `/etc//shadow` never
+/// reach the host. Shell metacharacters stay allowed: every value is
+/// quoted on its way to the host (`src/remote/shell.rs`).
 pub fn parse_remote_path(text: &str) -> Result<PathBuf, String> {
-    if !text.starts_with('/') || text.ends_with('/') {
-        return Err(format!("'{text}' must be an absolute file path"));
+    let shown = text.escape_debug();
+    if !text.starts_with('/') {
+        return Err(format!("'{shown}' must be an absolute file path"));
     }
     if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!(
-            "'{text}' contains whitespace or control characters"
+            "'{shown}' contains whitespace or control characters"
         ));
     }
-    if text.split('/').any(|s| s == "..") {
-        return Err(format!("'{text}' must not contain '..'"));
+    if text.ends_with('/') {
+        return Err(format!(
+            "'{shown}' must be an absolute file path, not a directory (it ends with '/')"
+        ));
+    }
+    if text.contains("//") {
+        return Err(format!("'{shown}' must not contain '//'"));
+    }
+    if text.split('/').any(|s| s == ".." || s == ".") {
+        return Err(format!("'{shown}' must not contain '.' or '..' components"));
+    }
+    if !PERSIST_ROOTS.iter().any(|r| text.starts_with(r)) {
+        return Err(format!(
+            "'{shown}' is outside {}: rampart persists rules only under these",
+            PERSIST_ROOTS.join(" and ")
+        ));
+    }
+    if let Some(f) = PERSIST_FORBIDDEN
+        .iter()
+        .find(|f| match f.strip_suffix('/') {
+            Some(dir) => text.starts_with(*f) || text == dir,
+            None => text == **f,
+        })
+    {
+        return Err(format!(
+            "'{shown}' is a system file rampart must never overwrite ({f}): persist the rules elsewhere, e.g. /etc/iptables/rules.v4"
+        ));
     }
     Ok(PathBuf::from(text))
 }
@@ -444,6 +553,62 @@ mod tests {
         assert!(parse_chain_pattern("DOCKER*").is_ok());
         assert!(parse_chain_pattern("bad chain").is_err());
         assert!(parse_chain_pattern("X[").is_err());
+    }
+
+    /// An audit reads the persisted file, an apply overwrites it as root:
+    /// only plain paths of files under /etc/ and /var/lib/, and never a
+    /// system file.
+    #[test]
+    fn persist_paths_are_plain_files_under_etc_or_var_lib() {
+        for ok in [
+            "/etc/sysconfig/iptables",
+            "/etc/iptables/rules.v6",
+            "/var/lib/iptables/rules-save",
+            "/etc/rp4$(touch${IFS}x)`y`;z'\"|w",
+            "/etc/hosts.allow",
+            "/etc/sshd_rules",
+        ] {
+            assert!(parse_remote_path(ok).is_ok(), "{ok}");
+        }
+        let refused = |p: &str, why: &str| {
+            let e = parse_remote_path(p).expect_err(p);
+            assert!(e.contains(why), "{p}: {e}");
+        };
+        refused("etc/iptables", "absolute");
+        refused("./rules", "absolute");
+        refused("/etc/iptables/", "not a directory");
+        refused("/etc/", "not a directory");
+        refused("/etc//shadow", "'//'");
+        refused("/etc/iptables/../shadow", "'..'");
+        refused("/etc/./shadow", "'.'");
+        refused("/etc/..", "'..'");
+        refused("/tmp/rules", "outside /etc/ and /var/lib/");
+        refused("/root/.ssh/authorized_keys", "outside");
+        refused("/var/lib", "outside");
+        refused("/etcetera/x", "outside");
+        refused("/etc/x y", "whitespace");
+        refused("/etc/x\u{1b}[2J", "control");
+        for system in [
+            "/etc/shadow",
+            "/etc/passwd",
+            "/etc/group",
+            "/etc/gshadow",
+            "/etc/sudoers",
+            "/etc/sudoers.d/rampart",
+            "/etc/ssh/sshd_config",
+            "/etc/ssh/sshd_config.d/x.conf",
+            "/etc/fstab",
+            "/etc/hosts",
+            "/etc/crontab",
+            "/etc/cron.d/x",
+            "/etc/resolv.conf",
+            "/etc/hostname",
+            "/etc/profile.d/x.sh",
+            "/var/lib/dpkg/status",
+            "/var/lib/rampart/backup.v4",
+        ] {
+            refused(system, "system file");
+        }
     }
 
     #[test]

@@ -6,6 +6,18 @@
 //! entries (`|1|salt|hash`), `[host]:port` entries, wildcards and `@revoked`,
 //! and must ask the server for a key type it already knows (else a host with
 //! a known ed25519 key that offers ecdsa first would look "changed").
+//!
+//! Trust rules (docs/design.md, "Guarantees"), whatever the order of the
+//! lines and of the files read together ([`KnownHosts::extend`]: the user's
+//! file, ssh_config's other `UserKnownHostsFile`s, then the global
+//! `/etc/ssh/ssh_known_hosts`):
+//! - a key marked `@revoked` for the host is refused, even when a plain
+//!   line (earlier, later, in another file) lists the same key;
+//! - `@cert-authority` lines name a CA, not a host key. rampart does not
+//!   check certificates, so a host covered only by such a line has no key
+//!   rampart could accept; it is NOT unknown (trusting its plain key on
+//!   first use would bypass the CA the operator set up): it fails
+//!   ([`Detail::CertAuthorityOnly`]).
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -17,13 +29,24 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
+/// The marker in front of a known_hosts line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// A host key.
+    None,
+    /// `@revoked`: this key must never be accepted.
+    Revoked,
+    /// `@cert-authority`: a CA key (certificates are not checked here).
+    CertAuthority,
+}
+
 /// One usable line of a known_hosts file.
 #[derive(Debug, Clone)]
 struct Entry {
     patterns: String,
     key_type: String,
     key: Vec<u8>,
-    revoked: bool,
+    marker: Marker,
 }
 
 /// The outcome of checking a presented key.
@@ -37,6 +60,20 @@ pub enum Verdict {
     Changed,
     /// The presented key is marked `@revoked`.
     Revoked,
+}
+
+/// The finer outcome of [`KnownHosts::check_detailed`]: [`Verdict`] plus
+/// the case the transport reports as [`Verdict::Changed`] today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    Known,
+    Unknown,
+    Changed,
+    Revoked,
+    /// No host key is recorded for this host, only `@cert-authority` lines
+    /// match it: rampart does not do certificates, so nothing it could
+    /// accept is recorded, and the host must not be trusted on first use.
+    CertAuthorityOnly,
 }
 
 /// The parsed known_hosts file.
@@ -65,7 +102,8 @@ impl KnownHosts {
     }
 
     /// Parse known_hosts text; lines that cannot be understood are skipped
-    /// (as OpenSSH does), `@cert-authority` lines too (no certificates here).
+    /// (as OpenSSH does). `@cert-authority` lines are kept only to tell a
+    /// host that a CA covers from an unknown one.
     pub fn parse(text: &str) -> KnownHosts {
         let mut entries = Vec::new();
         for line in text.lines() {
@@ -75,12 +113,15 @@ impl KnownHosts {
             }
             let mut fields = line.split_whitespace();
             let mut first = fields.next().unwrap_or("");
-            let mut revoked = false;
+            let mut marker = Marker::None;
             if first.starts_with('@') {
-                match first {
-                    "@revoked" => revoked = true,
+                // OpenSSH compares markers case-sensitively; an unknown
+                // marker makes the line invalid.
+                marker = match first {
+                    "@revoked" => Marker::Revoked,
+                    "@cert-authority" => Marker::CertAuthority,
                     _ => continue,
-                }
+                };
                 first = fields.next().unwrap_or("");
             }
             let (Some(key_type), Some(key64)) = (fields.next(), fields.next()) else {
@@ -91,7 +132,7 @@ impl KnownHosts {
                 patterns: first.to_string(),
                 key_type: key_type.to_string(),
                 key,
-                revoked,
+                marker,
             });
         }
         KnownHosts { entries }
@@ -116,7 +157,7 @@ impl KnownHosts {
         let name = lookup_name(address, port);
         let mut out: Vec<String> = Vec::new();
         for e in self.for_host(&name) {
-            if !e.revoked && !out.contains(&e.key_type) {
+            if e.marker == Marker::None && !out.contains(&e.key_type) {
                 out.push(e.key_type.clone());
             }
         }
@@ -125,24 +166,43 @@ impl KnownHosts {
 
     /// Check the key blob (SSH wire format) the server presented.
     pub fn check(&self, address: &str, port: u16, key: &[u8]) -> Verdict {
+        match self.check_detailed(address, port, key) {
+            Detail::Known => Verdict::Known,
+            Detail::Unknown => Verdict::Unknown,
+            Detail::Changed => Verdict::Changed,
+            Detail::Revoked => Verdict::Revoked,
+            // Never Unknown (that could be trusted on first use): the
+            // closest verdict that always fails, keys (a CA) are recorded
+            // for the host and the presented one is not among them. The
+            // transport may call check_detailed to say it in its own words.
+            Detail::CertAuthorityOnly => Verdict::Changed,
+        }
+    }
+
+    /// [`Self::check`], telling a host covered only by `@cert-authority`
+    /// apart. Order never matters: a revoked key is refused wherever its
+    /// `@revoked` line is; then a listed key is known; then any other
+    /// recorded key means the presented one changed.
+    pub fn check_detailed(&self, address: &str, port: u16, key: &[u8]) -> Detail {
         let name = lookup_name(address, port);
-        let mut any = false;
+        let (mut listed, mut other_keys, mut ca) = (false, false, false);
         for e in self.for_host(&name) {
-            if e.key == key {
-                return if e.revoked {
-                    Verdict::Revoked
-                } else {
-                    Verdict::Known
-                };
-            }
-            if !e.revoked {
-                any = true;
+            match e.marker {
+                Marker::Revoked if e.key == key => return Detail::Revoked,
+                Marker::Revoked => {}
+                Marker::CertAuthority => ca = true,
+                Marker::None if e.key == key => listed = true,
+                Marker::None => other_keys = true,
             }
         }
-        if any {
-            Verdict::Changed
+        if listed {
+            Detail::Known
+        } else if other_keys {
+            Detail::Changed
+        } else if ca {
+            Detail::CertAuthorityOnly
         } else {
-            Verdict::Unknown
+            Detail::Unknown
         }
     }
 }
@@ -314,6 +374,72 @@ mod tests {
         );
         let kh = KnownHosts::parse(&text);
         assert_eq!(kh.check("any", 22, &k), Verdict::Revoked);
+    }
+
+    /// `@revoked` wins whatever the order: before or after the plain line,
+    /// in the same file or another one read with it.
+    #[test]
+    fn revoked_wins_in_any_order_and_any_file() {
+        let k = blob("ssh-ed25519", b"k");
+        let other = blob("ssh-ed25519", b"other");
+        let plain = format!("198.18.0.2 ssh-ed25519 {}\n", B64.encode(&k));
+        let revoked = format!("@revoked 198.18.0.2 ssh-ed25519 {}\n", B64.encode(&k));
+        for text in [format!("{plain}{revoked}"), format!("{revoked}{plain}")] {
+            let kh = KnownHosts::parse(&text);
+            assert_eq!(kh.check("198.18.0.2", 22, &k), Verdict::Revoked, "{text}");
+            assert!(kh
+                .key_types("198.18.0.2", 22)
+                .contains(&"ssh-ed25519".to_string()));
+            assert_eq!(kh.check("198.18.0.2", 22, &other), Verdict::Changed);
+        }
+        // The user file lists it, the global file (read after) revokes it.
+        let mut kh = KnownHosts::parse(&plain);
+        kh.extend(KnownHosts::parse(&format!(
+            "@revoked * ssh-ed25519 {}\n",
+            B64.encode(&k)
+        )));
+        assert_eq!(kh.check("198.18.0.2", 22, &k), Verdict::Revoked);
+        // Revoked for another host only: this one still knows it.
+        let kh = KnownHosts::parse(&format!(
+            "{plain}@revoked other ssh-ed25519 {}\n",
+            B64.encode(&k)
+        ));
+        assert_eq!(kh.check("198.18.0.2", 22, &k), Verdict::Known);
+    }
+
+    /// A host a CA covers is neither known nor unknown: rampart does not
+    /// check certificates, and must not trust its plain key on first use.
+    #[test]
+    fn cert_authority_only_is_never_trusted() {
+        let ca = blob("ssh-ed25519", b"ca");
+        let k = blob("ssh-ed25519", b"k");
+        let text = format!(
+            "@cert-authority *.example.com,198.18.0.* ssh-ed25519 {}\n",
+            B64.encode(&ca)
+        );
+        let kh = KnownHosts::parse(&text);
+        for host in ["web.example.com", "198.18.0.2"] {
+            assert_eq!(
+                kh.check_detailed(host, 22, &k),
+                Detail::CertAuthorityOnly,
+                "{host}"
+            );
+            assert_ne!(kh.check(host, 22, &k), Verdict::Unknown, "{host}");
+            assert_ne!(kh.check(host, 22, &k), Verdict::Known, "{host}");
+            // Not even the CA's own key is a host key.
+            assert_ne!(kh.check(host, 22, &ca), Verdict::Known, "{host}");
+            assert!(kh.key_types(host, 22).is_empty(), "{host}");
+        }
+        assert_eq!(kh.check("other.org", 22, &k), Verdict::Unknown);
+        // A plain line for the host decides as usual.
+        let kh = KnownHosts::parse(&format!(
+            "{text}web.example.com ssh-ed25519 {}\n",
+            B64.encode(&k)
+        ));
+        assert_eq!(kh.check("web.example.com", 22, &k), Verdict::Known);
+        // Unknown markers make the line invalid, as in OpenSSH.
+        let kh = KnownHosts::parse(&format!("@Revoked * ssh-ed25519 {}\n", B64.encode(&k)));
+        assert_eq!(kh.check("x", 22, &k), Verdict::Unknown);
     }
 
     #[test]

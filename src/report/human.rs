@@ -2,10 +2,16 @@
 //! warnings and (with --diff, or in an audit) each host's diff. Colour only
 //! on a terminal and never when NO_COLOR is set; stable ordering (inventory
 //! order) and no timestamps, so two runs can be compared line by line.
+//!
+//! Every text that did not come from rampart itself (host names and
+//! addresses from the inventory, OS ids, errors and warnings quoting what a
+//! host printed, rule comments in a diff) goes through [`inert`]: no
+//! control character a host chose reaches the terminal.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
+use super::inert;
 use super::{counts, RunSummary};
 use crate::converge::{HostReport, Status};
 
@@ -38,19 +44,23 @@ pub fn render(
     let _ = writeln!(
         out,
         "\nRECAP {} {}{}",
-        summary.command,
-        summary.playbook,
+        inert::line(&summary.command),
+        inert::line(&summary.playbook),
         if summary.check { " (read-only)" } else { "" }
     );
-    let wname = reports
+    let names: Vec<String> = reports
         .iter()
-        .map(|r| r.name.len())
+        .map(|r| inert::line(&r.name).into_owned())
+        .collect();
+    let wname = names
+        .iter()
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
     let waddr = reports
         .iter()
-        .map(|r| r.address.len())
+        .map(|r| inert::line(&r.address).chars().count())
         .max()
         .unwrap_or(7)
         .max(7);
@@ -59,16 +69,16 @@ pub fn render(
         "{:<wname$}  {:<waddr$}  {:<11}  {:<8}  {:<9}  {:>7}",
         "HOST", "ADDRESS", "STATUS", "OS", "BACKEND", "TIME"
     );
-    for r in reports {
+    for (r, name) in reports.iter().zip(&names) {
         let status = format!("{:<11}", r.status.as_str());
         let _ = writeln!(
             out,
             "{:<wname$}  {:<waddr$}  {}  {:<8}  {:<9}  {:>6.2}s",
-            r.name,
-            r.address,
+            name,
+            inert::line(&r.address),
             paint(&status, r.status, colour),
-            r.os.as_deref().unwrap_or("-"),
-            r.backend.as_deref().unwrap_or("-"),
+            inert::line(r.os.as_deref().unwrap_or("-")),
+            inert::line(r.backend.as_deref().unwrap_or("-")),
             r.duration_ms as f64 / 1000.0
         );
     }
@@ -83,9 +93,9 @@ pub fn render(
             let _ = writeln!(
                 out,
                 "{}{}: {}",
-                r.name,
+                inert::line(&r.name),
                 step,
-                r.error.as_deref().unwrap_or("")
+                inert::text(r.error.as_deref().unwrap_or(""))
             );
         }
     }
@@ -94,14 +104,20 @@ pub fn render(
         let _ = writeln!(out, "\nWARNINGS");
         for r in warned {
             for w in &r.warnings {
-                let _ = writeln!(out, "{}: {w}", r.name);
+                let _ = writeln!(out, "{}: {}", inert::line(&r.name), inert::text(w));
             }
         }
     }
     if show_diff {
         for r in reports.iter().filter(|r| r.diff.is_some()) {
-            let _ = writeln!(out, "\nDIFF {} ({})", r.name, r.status.as_str());
+            let _ = writeln!(
+                out,
+                "\nDIFF {} ({})",
+                inert::line(&r.name),
+                r.status.as_str()
+            );
             for line in r.diff.as_deref().unwrap_or("").lines() {
+                let line = inert::line(line);
                 let line = if colour && line.starts_with('+') {
                     format!("\x1b[32m{line}\x1b[0m")
                 } else if colour && line.starts_with('-') {

@@ -87,8 +87,9 @@ pub fn render(l: &Listing, format: Format) -> Result<String> {
                 "playbook": l.playbook,
                 "hosts": rows,
             });
-            let mut s = serde_json::to_string_pretty(&doc)
+            let s = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::Usage(format!("cannot encode JSON: {e}")))?;
+            let mut s = super::inert::json(&s).into_owned();
             s.push('\n');
             Ok(s)
         }
@@ -123,12 +124,19 @@ pub fn render(l: &Listing, format: Format) -> Result<String> {
                 }
                 rows.push(row);
             }
+            // Names, addresses, paths come from input files: one inert
+            // line each.
+            for row in &mut rows {
+                for cell in row.iter_mut() {
+                    *cell = super::inert::line(cell).into_owned();
+                }
+            }
             let mut out = table(&rows);
             out.push_str("\nFROM\n");
             for h in &l.hosts {
                 let s = &h.sources;
-                out.push_str(&format!(
-                    "{}: address {}; port {}; user {}; key {}; known_hosts {}; jump {}\n",
+                let from = format!(
+                    "{}: address {}; port {}; user {}; key {}; known_hosts {}; jump {}",
                     h.reach.name,
                     s.address,
                     s.port,
@@ -136,7 +144,9 @@ pub fn render(l: &Listing, format: Format) -> Result<String> {
                     s.identity_file,
                     s.known_hosts,
                     s.jumps
-                ));
+                );
+                out.push_str(&super::inert::line(&from));
+                out.push('\n');
             }
             Ok(out)
         }

@@ -60,8 +60,11 @@ pub fn render_at(summary: &RunSummary, reports: &[HostReport], started_at: &str)
     if let Some(s) = summary.shard {
         doc["shard"] = json!({"index": s.index, "count": s.count});
     }
-    let mut s =
+    let s =
         serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    // serde escapes C0 controls; DEL, C1 and bidi controls too, so that
+    // `cat report.json` on a terminal is as inert as the human report.
+    let mut s = super::inert::json(&s).into_owned();
     s.push('\n');
     s
 }

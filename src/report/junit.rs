@@ -7,21 +7,15 @@ use std::fmt::Write as _;
 use super::RunSummary;
 use crate::converge::{HostReport, Status};
 
-/// Escape text for XML attributes and character data.
+/// Escape text for an XML attribute value (see [`super::inert::xml`]:
+/// nothing XML 1.0 forbids, no raw control character).
 pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' && c != '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    super::inert::xml(s, true)
+}
+
+/// Escape text for XML character data.
+fn xml_text(s: &str) -> String {
+    super::inert::xml(s, false)
 }
 
 pub fn render(summary: &RunSummary, reports: &[HostReport]) -> String {
@@ -71,7 +65,7 @@ pub fn render(summary: &RunSummary, reports: &[HostReport]) -> String {
                     ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>\n",
                     s.as_str(),
                     xml_escape(&msg),
-                    xml_escape(&body)
+                    xml_text(&body)
                 );
             }
         }

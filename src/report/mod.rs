@@ -3,6 +3,7 @@
 //! one JSON document) to stdout; JUnit XML to a file.
 
 pub mod human;
+pub mod inert;
 pub mod inventory;
 pub mod json;
 pub mod junit;
@@ -104,14 +105,15 @@ pub fn print(text: &[u8]) -> Result<()> {
     }
 }
 
-/// A warning about the inputs, before the run starts (stderr).
+/// A warning about the inputs, before the run starts (stderr). It may
+/// quote input files (host names, variable names): made inert.
 pub fn warn(message: &str) {
-    eprintln!("rampart: warning: {message}");
+    eprintln!("rampart: warning: {}", inert::text(message));
 }
 
 /// A note about the run that is not a problem (stderr).
 pub fn note(message: &str) {
-    eprintln!("rampart: {message}");
+    eprintln!("rampart: {}", inert::text(message));
 }
 
 /// Ask for a password on the terminal (`/dev/tty`), without echo. Never

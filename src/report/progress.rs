@@ -1,6 +1,7 @@
 //! Live progress on stderr: indicatif bars on a terminal (an overall bar and
 //! one line per host in flight with its step), plain lines otherwise, so CI
-//! logs stay readable and free of escape codes.
+//! logs stay readable and free of escape codes. Host names come from input
+//! files: they are shown through [`super::inert`].
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -66,7 +67,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode, verbosity: u8) 
                 started.insert(name.clone(), Instant::now());
                 if mode == Mode::Bars {
                     let bar = multi.add(ProgressBar::new_spinner().with_style(host_style.clone()));
-                    bar.set_prefix(name.clone());
+                    bar.set_prefix(super::inert::line(&name).into_owned());
                     bar.set_message("connect");
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bars.insert(name, bar);
@@ -80,6 +81,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode, verbosity: u8) 
                     let t = started
                         .get(&name)
                         .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    let name = super::inert::line(&name);
                     say(&multi, format!("  {name} {t:>7.3}s {}", step.as_str()));
                 }
             }
@@ -88,6 +90,8 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode, verbosity: u8) 
                     let t = started
                         .get(&name)
                         .map_or(0.0, |t| t.elapsed().as_secs_f64());
+                    let name = super::inert::line(&name);
+                    let text = super::inert::text(&text);
                     let mut block = String::new();
                     for (i, l) in text.lines().enumerate() {
                         if i > 0 {
@@ -109,7 +113,7 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode, verbosity: u8) 
                 }
                 let line = format!(
                     "[{done}/{total}] {} {}{} ({:.2}s)",
-                    rep.name,
+                    super::inert::line(&rep.name),
                     rep.status.as_str(),
                     rep.step
                         .map(|s| format!(" at {}", s.as_str()))
@@ -119,7 +123,9 @@ pub async fn drive(mut rx: UnboundedReceiver<Event>, mode: Mode, verbosity: u8) 
                 say(&multi, line);
                 started.remove(&rep.name);
             }
-            Event::Stopping { reason } => say(&multi, format!("rampart: {reason}")),
+            Event::Stopping { reason } => {
+                say(&multi, format!("rampart: {}", super::inert::text(&reason)))
+            }
         }
     }
     if let Some(o) = overall {

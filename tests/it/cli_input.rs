@@ -791,7 +791,11 @@ fn ssh_config_fills_what_the_inventory_leaves_unsaid() {
     );
     assert_eq!(
         web1["extra_known_hosts"],
-        serde_json::json!([home.join(".ssh/kh2").display().to_string()])
+        serde_json::json!([
+            home.join(".ssh/kh2").display().to_string(),
+            "/etc/ssh/ssh_known_hosts",
+            "/etc/ssh/ssh_known_hosts2"
+        ])
     );
     assert_eq!(web1["jumps"][0]["address"], "192.0.2.7");
     assert_eq!(web1["jumps"][0]["user"], "ops");

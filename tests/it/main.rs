@@ -12,6 +12,7 @@ mod audit;
 mod corpus;
 mod distros;
 mod faults;
+mod hardening;
 mod layers;
 mod operator;
 mod realworld;
