@@ -149,7 +149,17 @@ fn new_token() -> String {
     )
 }
 
+/// A connection that could not be made: `unreachable`, unless the cause is
+/// trust (a host key) or this machine's resources (no file descriptors or
+/// memory), which say nothing about whether the host answers.
 fn connect_fail(step: Step, e: &ConnectError) -> Fail {
+    if e.is_resource_shortage() {
+        return (
+            Status::Failed,
+            step,
+            format!("{e} (the cause is local to this machine, not the host)"),
+        );
+    }
     let status = if e.is_host_key() {
         Status::Failed
     } else {

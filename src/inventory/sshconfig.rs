@@ -551,11 +551,24 @@ impl SshConfig {
                     Item::Opt(Opt::IdentitiesOnly(b))
                 }
                 "userknownhostsfile" => {
-                    first("a file")?;
+                    let (_, v) = first("a file or none")?;
                     let mut files = Vec::new();
-                    for (c, v) in &args {
-                        check_tokens(v, "hnprud").map_err(|m| err(*c, m))?;
-                        files.push(Template(v.clone()));
+                    if v.eq_ignore_ascii_case("none") {
+                        // No user file, as OpenSSH reads it: nothing known
+                        // from it, and a key accepted on first use is
+                        // remembered nowhere.
+                        if let Some((c, _)) = args.get(1) {
+                            return Err(err(
+                                *c,
+                                "UserKnownHostsFile none must appear alone".into(),
+                            ));
+                        }
+                        files.push(Template("/dev/null".into()));
+                    } else {
+                        for (c, v) in &args {
+                            check_tokens(v, "hnprud").map_err(|m| err(*c, m))?;
+                            files.push(Template(v.clone()));
+                        }
                     }
                     Item::Opt(Opt::UserKnownHostsFile(files))
                 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use ssh2::{MethodType, Session};
 
 use super::jump::JumpPool;
-use super::knownhosts::{self, KnownHosts, Verdict};
+use super::knownhosts::{self, Detail, KnownHosts};
 use super::reach::Reach;
 use super::script;
 use super::shell::{self, Sections};
@@ -65,6 +65,8 @@ pub enum ConnectError {
     },
     #[error("host key of {host} is marked @revoked in {file}")]
     HostKeyRevoked { host: String, file: String },
+    #[error("host key of {host}: only a @cert-authority line of {file} covers this host; rampart does not check certificates, so nothing it could trust is recorded (add the host's own key; --accept-new-host-keys does not apply)")]
+    HostKeyCertOnly { host: String, file: String },
     #[error("cannot record the new host key in {file}: {source}")]
     HostKeyRecord {
         file: String,
@@ -93,9 +95,9 @@ impl ConnectError {
     /// local address or route. Such a failure of the confirming
     /// connection is retried before anything is rolled back.
     pub fn is_local(&self) -> bool {
-        match self {
-            ConnectError::Tcp { source, .. } => matches!(
-                source.raw_os_error(),
+        let local = |e: &std::io::Error| {
+            matches!(
+                e.raw_os_error(),
                 Some(
                     libc::EMFILE
                         | libc::ENFILE
@@ -104,6 +106,25 @@ impl ConnectError {
                         | libc::EADDRNOTAVAIL
                         | libc::ENETUNREACH
                 )
+            )
+        };
+        match self {
+            ConnectError::Tcp { source, .. }
+            | ConnectError::KnownHostsRead { source, .. }
+            | ConnectError::HostKeyRecord { source, .. } => local(source),
+            _ => false,
+        }
+    }
+
+    /// True when this machine ran out of a resource (file descriptors,
+    /// buffers, memory): the host may be fine.
+    pub fn is_resource_shortage(&self) -> bool {
+        match self {
+            ConnectError::Tcp { source, .. }
+            | ConnectError::KnownHostsRead { source, .. }
+            | ConnectError::HostKeyRecord { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
             ),
             _ => false,
         }
@@ -116,6 +137,7 @@ impl ConnectError {
             ConnectError::HostKeyUnknown { .. }
                 | ConnectError::HostKeyChanged { .. }
                 | ConnectError::HostKeyRevoked { .. }
+                | ConnectError::HostKeyCertOnly { .. }
                 | ConnectError::HostKeyRecord { .. }
                 | ConnectError::KnownHostsRead { .. }
                 | ConnectError::Jump { host_key: true, .. }
@@ -246,22 +268,26 @@ impl SshConnector {
                 "server presented no host key".into(),
             ));
         };
-        match kh.check(&t.address, t.port, key) {
-            Verdict::Known => Ok(()),
-            Verdict::Revoked => Err(ConnectError::HostKeyRevoked {
+        match kh.check_detailed(&t.address, t.port, key) {
+            Detail::Known => Ok(()),
+            Detail::Revoked => Err(ConnectError::HostKeyRevoked {
                 host: t.name.clone(),
                 file,
             }),
-            Verdict::Changed => Err(ConnectError::HostKeyChanged {
+            Detail::CertAuthorityOnly => Err(ConnectError::HostKeyCertOnly {
+                host: t.name.clone(),
+                file,
+            }),
+            Detail::Changed => Err(ConnectError::HostKeyChanged {
                 host: t.name.clone(),
                 key_type: knownhosts::blob_key_type(key).unwrap_or_else(|| "?".into()),
                 file,
             }),
-            Verdict::Unknown if self.options.accept_new_host_keys || t.accept_new_host_key => {
+            Detail::Unknown if self.options.accept_new_host_keys || t.accept_new_host_key => {
                 knownhosts::append(&t.known_hosts, &t.address, t.port, key)
                     .map_err(|source| ConnectError::HostKeyRecord { file, source })
             }
-            Verdict::Unknown => Err(ConnectError::HostKeyUnknown {
+            Detail::Unknown => Err(ConnectError::HostKeyUnknown {
                 host: t.name.clone(),
                 file,
             }),
@@ -467,8 +493,11 @@ impl Connection for SshConnection {
             .map_err(|e| ExecError::Transport(format!("send step: {e}")))?;
         let mut buf = std::mem::take(&mut self.pending);
         let mut chunk = [0u8; 16384];
+        // Where the end marker may start that was not searched yet: each
+        // byte is searched once, however the output arrives.
+        let mut searched = 0usize;
         loop {
-            if let Some(at) = find(&buf, end.as_bytes()) {
+            if let Some(at) = find(&buf[searched..], end.as_bytes()).map(|i| i + searched) {
                 let rest = &buf[at + end.len()..];
                 if let Some(nl) = rest.iter().position(|b| *b == b'\n') {
                     let status = String::from_utf8_lossy(&rest[..nl])
@@ -484,6 +513,17 @@ impl Connection for SshConnection {
                         status,
                     });
                 }
+            } else {
+                searched = buf.len().saturating_sub(end.len());
+            }
+            // A step prints a few hundred KiB at most (iptables-save of a
+            // large host): a host that streams without end is cut off.
+            if buf.len() > MAX_STEP_OUTPUT {
+                self.shell = None;
+                return Err(ExecError::Transport(format!(
+                    "the host printed more than {} MiB for one step",
+                    MAX_STEP_OUTPUT >> 20
+                )));
             }
             let Some(ch) = self.shell.as_mut() else {
                 return Err(ExecError::Transport("no shell".into()));
@@ -506,6 +546,9 @@ impl Connection for SshConnection {
         self.sess.set_timeout(Self::timeout_ms(timeout));
     }
 }
+
+/// The most a step's output may be before the connection is dropped.
+const MAX_STEP_OUTPUT: usize = 64 << 20;
 
 /// Where `needle` first occurs in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -598,6 +598,18 @@ fn the_switch_waits_for_a_held_lock_and_brings_the_host_back() {
         killed.elapsed() >= Duration::from_secs(15),
         "restored while the lock was held?"
     );
+    // The rules are back a moment before the switch has proven and
+    // recorded it: wait (bounded) for its record.
+    let recorded = crate::support::wait_until(Duration::from_secs(20), || {
+        sh(
+            &lab,
+            "h001",
+            "cat /var/lib/rampart/switch.state 2>/dev/null || true",
+        )
+        .trim()
+            != "firing"
+    });
+    assert!(recorded, "the switch never recorded the end of its restore");
     assert_eq!(
         sh(&lab, "h001", "cat /var/lib/rampart/switch.state").trim(),
         "restored"

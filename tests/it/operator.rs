@@ -268,8 +268,7 @@ fn a_lockout_behind_a_jump_is_rolled_back() {
         "apply",
         &repo("playbooks/lockout.yml"),
         &inv,
-        // --no-predict: the lockout must really be applied, to test the rollback.
-        &["--limit", "h002", "--ssh-config", s(&cfg), "--no-predict"],
+        &["--limit", "h002", "--ssh-config", s(&cfg)],
     );
     assert_eq!(code(&out), 3, "{}", show(&out));
     let v = report(&out);
