@@ -18,22 +18,24 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{rampart, show, Lab};
+use crate::support::{normalize_save, rampart, sh_in as sh, show, state_dir, Lab};
 
-fn sh(lab: &Lab, host: &str, cmd: &str) -> String {
-    let out = lab.exec_in(host, &["sh", "-c", cmd]);
-    assert!(out.status.success(), "{host}: {cmd}: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The filter table as rampart would compare it: no comments, no counters.
+/// The filter table of a family as rampart compares it: no comments, no
+/// counters; the kernel's default table where a host has none yet (what a
+/// restore of a backup leaves).
 fn rules(lab: &Lab, host: &str, tool: &str) -> String {
-    sh(
-        lab,
-        host,
-        &format!("{tool}-save -t filter | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]/[0:0]/'"),
-    )
+    normalize_save(&sh(lab, host, &format!("{tool}-save -t filter")))
 }
+
+/// `--no-predict` and short timeouts: a lockout that is really applied, to
+/// test the rollback under a fault, in a few seconds.
+const LOCKOUT: [&str; 5] = [
+    "--no-predict",
+    "--connect-timeout",
+    "2",
+    "--confirm-timeout",
+    "9",
+];
 
 fn pb(name: &str) -> String {
     format!("{}/playbooks/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -134,16 +136,6 @@ fn hide_ipv6(lab: &Lab, host: &str) {
     );
 }
 
-/// Files of rampart's state dir.
-fn state_dir(lab: &Lab, host: &str) -> Vec<String> {
-    let mut v: Vec<String> = sh(lab, host, "ls -A /var/lib/rampart 2>/dev/null || true")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
-}
-
 fn no_switch_left(lab: &Lab, host: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -172,17 +164,7 @@ fn a_failed_restore_never_disarms_the_switch() {
     let before = rules(&lab, "h001", "iptables");
     // The apply goes through; the restore over A fails; the switch's works.
     fail_restores(&lab, "h001", 1, "1");
-    let (code, v) = apply(
-        &lab,
-        &pb("lockout.yml"),
-        &[
-            "--no-predict",
-            "--connect-timeout",
-            "2",
-            "--confirm-timeout",
-            "9",
-        ],
-    );
+    let (code, v) = apply(&lab, &pb("lockout.yml"), &LOCKOUT);
     let r = host(&v, "h001");
     assert_eq!(
         (code, r["status"].as_str()),
@@ -201,7 +183,10 @@ fn a_failed_restore_never_disarms_the_switch() {
         "the backup is live again"
     );
     no_switch_left(&lab, "h001");
-    assert_eq!(state_dir(&lab, "h001"), ["backup.v4", "backup.v6"]);
+    assert_eq!(
+        state_dir(&lab, "h001"),
+        Some(vec!["backup.v4".to_string(), "backup.v6".to_string()])
+    );
 }
 
 /// A switch that cannot restore records it, and the report never says
@@ -212,17 +197,7 @@ fn a_switch_that_cannot_restore_says_so_and_nothing_claims_success() {
     let lab = Lab::up(1);
     let before = rules(&lab, "h001", "iptables");
     fail_restores(&lab, "h001", 1, "always");
-    let (code, v) = apply(
-        &lab,
-        &pb("lockout.yml"),
-        &[
-            "--no-predict",
-            "--connect-timeout",
-            "2",
-            "--confirm-timeout",
-            "9",
-        ],
-    );
+    let (code, v) = apply(&lab, &pb("lockout.yml"), &LOCKOUT);
     let r = host(&v, "h001");
     assert_eq!(
         (code, r["status"].as_str(), r["step"].as_str()),

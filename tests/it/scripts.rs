@@ -65,6 +65,19 @@ struct Ran {
     text: String,
 }
 
+impl Ran {
+    /// Assert that section `name` holds `want` (trimmed), showing the whole
+    /// output of the step otherwise.
+    fn expect(&self, sh: Sh, name: &str, want: &str) {
+        assert_eq!(
+            self.sections.text(name).trim(),
+            want,
+            "{sh:?}: {}",
+            self.text
+        );
+    }
+}
+
 impl Bench {
     fn new(sh: Sh) -> Bench {
         let root = std::env::temp_dir().join(format!(
@@ -412,20 +425,8 @@ fn apply_then_commit_converges_keeps_preserved_chains_and_leaves_only_backups() 
         let pid = b.switch_pid().expect("the switch runs");
         let persisted = b.root.join("etc/iptables/rules.v4");
         let c = b.run(&b.commit("tok", &persisted));
-        assert_eq!(
-            c.sections.text("disarm").trim(),
-            "disarmed",
-            "{:?}: {}",
-            b.sh,
-            c.text
-        );
-        assert_eq!(
-            c.sections.text("persistv4").trim(),
-            "ok",
-            "{:?}: {}",
-            b.sh,
-            c.text
-        );
+        c.expect(b.sh, "disarm", "disarmed");
+        c.expect(b.sh, "persistv4", "ok");
         assert_eq!(
             fs::read_to_string(&persisted).expect("persisted"),
             AFTER,
@@ -449,13 +450,7 @@ fn a_ruleset_the_test_rejects_changes_nothing_and_arms_nothing() {
     each_shell(|b| {
         b.fault("fail.iptables-restore.test", "always");
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "test_failed",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "test_failed");
         assert!(
             r.sections.text("detail").contains("line 2 failed"),
             "{:?}",
@@ -477,13 +472,7 @@ fn a_backup_that_cannot_be_written_applies_nothing() {
         // The temp file's place is taken: the write fails as on a full disk.
         fs::create_dir_all(b.state().join("backup.v4.rampart-tmp")).expect("obstacle");
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "backup_failed",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "backup_failed");
         assert!(
             r.sections.text("detail").contains("nothing applied"),
             "{:?}",
@@ -500,13 +489,7 @@ fn an_apply_failure_is_undone_and_disarmed_only_when_the_undo_is_proven() {
         // The apply's own restore fails once; the undo works.
         b.fault("fail.iptables-restore", "1");
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "apply_failed",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "apply_failed");
         assert!(
             r.sections
                 .text("detail")
@@ -522,13 +505,7 @@ fn an_apply_failure_is_undone_and_disarmed_only_when_the_undo_is_proven() {
         // Every restore fails: the undo cannot be proven, the switch stays.
         b.fault("fail.iptables-restore", "always");
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "apply_failed",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "apply_failed");
         assert!(
             r.sections.text("detail").contains("stays armed"),
             "{:?}: {}",
@@ -550,13 +527,7 @@ fn a_held_xtables_lock_delays_the_work_and_never_breaks_it() {
         b.fault("lock.iptables-restore", "2");
         let t = Instant::now();
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         assert!(
             t.elapsed() >= Duration::from_secs(2),
             "{:?}: retried once a second",
@@ -573,13 +544,7 @@ fn a_held_xtables_lock_delays_the_work_and_never_breaks_it() {
         // A tool that takes -w gets it, for every call that can take the lock.
         b.fault("wait", "");
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         let calls = b.calls();
         for l in calls.lines().filter(|l| {
             l.starts_with("iptables-restore") && !l.contains("--help") && !l.contains("-V")
@@ -600,13 +565,7 @@ fn a_held_xtables_lock_delays_the_work_and_never_breaks_it() {
 fn the_switch_restores_retries_and_records_what_it_did() {
     each_shell(|b| {
         let r = b.run(&b.apply(1));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         // Its first two restores fail (a lock, a busy kernel): it retries.
         b.fault("fail.iptables-restore", "2");
         let rec = b.state().join("switch.state");
@@ -625,13 +584,7 @@ fn the_switch_restores_retries_and_records_what_it_did() {
     });
     each_shell(|b| {
         let r = b.run(&b.apply(1));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         b.fault("fail.iptables-restore", "always");
         let rec = b.state().join("switch.state");
         b.wait_for("the switch's record", || {
@@ -646,26 +599,14 @@ fn a_confirmation_and_the_switch_never_both_end_a_transaction() {
     each_shell(|b| {
         // The switch fired first: the confirmation must not persist.
         let r = b.run(&b.apply(1));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         let rec = b.state().join("switch.state");
         b.wait_for("the switch to restore", || {
             fs::read_to_string(&rec).is_ok_and(|s| s.trim() == "restored")
         });
         let persisted = b.root.join("etc/rules.v4");
         let c = b.run(&b.commit("tok", &persisted));
-        assert_eq!(
-            c.sections.text("disarm").trim(),
-            "fired restored",
-            "{:?}: {}",
-            b.sh,
-            c.text
-        );
+        c.expect(b.sh, "disarm", "fired restored");
         assert!(
             !persisted.exists(),
             "{:?}: persisted after the switch fired",
@@ -687,21 +628,9 @@ fn a_confirmation_and_the_switch_never_both_end_a_transaction() {
     each_shell(|b| {
         // The confirmation first: the switch never restores afterwards.
         let r = b.run(&b.apply(2));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         let c = b.run(&b.commit("tok", &b.root.join("etc/rules.v4")));
-        assert_eq!(
-            c.sections.text("disarm").trim(),
-            "disarmed",
-            "{:?}: {}",
-            b.sh,
-            c.text
-        );
+        c.expect(b.sh, "disarm", "disarmed");
         thread::sleep(Duration::from_millis(2500));
         assert_eq!(
             b.rules("v4"),
@@ -717,13 +646,7 @@ fn a_confirmation_and_the_switch_never_both_end_a_transaction() {
 fn a_restore_is_proven_before_it_disarms_and_keeps_new_bans() {
     each_shell(|b| {
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         // fail2ban bans someone between the apply and the rollback.
         b.set_kernel(
             "v4",
@@ -733,13 +656,7 @@ fn a_restore_is_proven_before_it_disarms_and_keeps_new_bans() {
             ),
         );
         let x = b.run(&b.restore());
-        assert_eq!(
-            x.sections.text("result").trim(),
-            "restored",
-            "{:?}: {}",
-            b.sh,
-            x.text
-        );
+        x.expect(b.sh, "result", "restored");
         let now = b.rules("v4");
         assert!(
             now.contains("-A INPUT -s 192.0.2.9/32 -j ACCEPT") && !now.contains("MINE"),
@@ -755,22 +672,10 @@ fn a_restore_is_proven_before_it_disarms_and_keeps_new_bans() {
     });
     each_shell(|b| {
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         b.fault("fail.iptables-restore", "always");
         let x = b.run(&b.restore());
-        assert_eq!(
-            x.sections.text("result").trim(),
-            "restore_failed",
-            "{:?}: {}",
-            b.sh,
-            x.text
-        );
+        x.expect(b.sh, "result", "restore_failed");
         assert!(
             b.switch_pid().is_some(),
             "{:?}: an unproven restore disarmed the switch",
@@ -784,22 +689,10 @@ fn persisting_is_refused_while_another_switch_is_armed_and_never_half_writes() {
     each_shell(|b| {
         // Another run's switch is armed: the persist-only path is busy.
         let r = b.run(&b.apply(300));
-        assert_eq!(
-            r.sections.text("result").trim(),
-            "applied",
-            "{:?}: {}",
-            b.sh,
-            r.text
-        );
+        r.expect(b.sh, "result", "applied");
         let persisted = b.root.join("etc/rules.v4");
         let c = b.run(&b.commit("", &persisted));
-        assert_eq!(
-            c.sections.text("result").trim(),
-            "busy",
-            "{:?}: {}",
-            b.sh,
-            c.text
-        );
+        c.expect(b.sh, "result", "busy");
         assert!(!persisted.exists(), "{:?}", b.sh);
     });
     each_shell(|b| {
