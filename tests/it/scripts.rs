@@ -788,3 +788,49 @@ fn shellcheck_finds_nothing_in_the_remote_scripts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A process that ended but is not reaped yet (a zombie) is not running:
+/// the disarm waits for the switch to be gone, and a switch its parent has
+/// not reaped must not keep it waiting.
+#[test]
+fn a_zombie_is_not_a_running_switch() {
+    each_shell(|b| {
+        // `sleep 0` ends at once; its parent execs into `sleep 5`, which
+        // never reaps it: a zombie for five seconds.
+        let mut parent = Command::new("sh")
+            .args(["-c", "sleep 0 & echo $!; exec sleep 5"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("zombie maker");
+        let mut line = String::new();
+        {
+            use std::io::BufRead as _;
+            let out = parent.stdout.take().expect("stdout");
+            std::io::BufReader::new(out)
+                .read_line(&mut line)
+                .expect("child pid");
+        }
+        let zombie = line.trim().to_string();
+        b.wait_for("the child to be a zombie", || {
+            fs::read_to_string(format!("/proc/{zombie}/stat"))
+                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+        });
+        let step = b
+            .script(Kind::Verify)
+            .set("rp_token", "tok")
+            .set("rp_families", "")
+            .set("rp_listing", "no");
+        // The verify step reports the switch; point switch.pid at the zombie.
+        fs::create_dir_all(b.state()).expect("state dir");
+        let stat = fs::read_to_string(format!("/proc/{zombie}/stat")).expect("stat");
+        let start = stat
+            .rsplit_once(") ")
+            .and_then(|(_, r)| r.split_whitespace().nth(19).map(str::to_string))
+            .expect("start time");
+        fs::write(b.state().join("switch.pid"), format!("{zombie} {start}\n")).expect("switch.pid");
+        let r = b.run(&step);
+        r.expect(b.sh, "switch", "gone");
+        let _ = parent.kill();
+        let _ = parent.wait();
+    });
+}

@@ -251,17 +251,20 @@ rp_tool() {
 }
 
 # rp_proc_id PID: "PID STARTTIME" of a running process (the start time
-# tells a process from a later one that got the same pid), or nothing.
+# tells a process from a later one that got the same pid), or nothing. A
+# zombie (ended, not yet reaped by its parent) is not running.
 rp_proc_id() {
     rp_stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     rp_pid=$1
-    # The fields after "PID (COMM) ": the 20th of them is the start time.
+    # The fields after "PID (COMM) ": the state first, the 20th of them is
+    # the start time.
     rp_stat=${rp_stat##*) }
     set -f
     # shellcheck disable=SC2086 # split the fields
     set -- $rp_stat
     set +f
     [ $# -ge 20 ] || return 1
+    [ "$1" != Z ] || return 1
     shift 19
     printf '%s %s\n' "$rp_pid" "$1"
 }
