@@ -211,7 +211,7 @@ impl Txn<'_> {
     /// Send one step; with tracing on, say what was sent and what came
     /// back. (No step carries a password: they travel only to libssh2.)
     fn exec(&mut self, conn: &mut dyn Connection, script: &Script) -> Result<Output, ExecError> {
-        let text = script.render();
+        let text = self.with_backend(script.clone()).render();
         if self.job.trace {
             (self.progress)(Progress::Trace(format!(
                 "sends the {} step ({} bytes; the shared functions of lib.sh went once, first):\n{text}",
@@ -237,6 +237,16 @@ impl Txn<'_> {
             }));
         }
         r
+    }
+
+    /// A step of a host whose facts are known carries its iptables
+    /// backend: on nf_tables every tool takes `-w`, and lib.sh's
+    /// `rp_has_wait` then runs no probe (two execs per tool call saved).
+    fn with_backend(&self, script: Script) -> Script {
+        match &self.rep.backend {
+            Some(b) if script.get("rp_backend").is_none() => script.set("rp_backend", b.clone()),
+            _ => script,
+        }
     }
 
     fn go(&mut self) -> Result<(), Fail> {
@@ -725,7 +735,7 @@ impl Txn<'_> {
         let families = Self::families(states);
         let secs = job.confirm_timeout.as_secs().max(1).to_string();
         let switch = self
-            .with_preserve(Script::new(Kind::Switch), states)
+            .with_backend(self.with_preserve(Script::new(Kind::Switch), states))
             .set("rp_token", self.token.clone())
             .set("rp_secs", secs.clone())
             .set("rp_families", families.clone())

@@ -648,6 +648,9 @@ fn prepare_distro(paths: &HostPaths, host: &HostState, common: &Common, d: Distr
     Ok(())
 }
 
+/// The config of a lab host's sshd. `LogLevel VERBOSE` logs every session
+/// ("Starting session: ...") beside every connection: `bench/fleet.sh`
+/// counts both per host from the logs.
 fn sshd_config(paths: &HostPaths, address: Ipv4Addr) -> String {
     format!(
         "# sshd of one rampart lab host. Everything it reads lives in the host dir,\n\
@@ -664,6 +667,7 @@ fn sshd_config(paths: &HostPaths, address: Ipv4Addr) -> String {
          UsePAM no\n\
          StrictModes no\n\
          UseDNS no\n\
+         LogLevel VERBOSE\n\
          PrintMotd no\n\
          PrintLastLog no\n\
          X11Forwarding no\n\

@@ -130,14 +130,17 @@ pub(crate) fn sshd_log(lab: &Lab, host: &str) -> String {
 
 /// The lines of an sshd log that show an SSH client: everything except the
 /// listener's start and the lab's own readiness probe (a bare TCP connect,
-/// which sshd may log a moment after `lab up` returned).
+/// which sshd may log a moment after `lab up` returned). Every connection
+/// is logged as "Connection from" (LogLevel VERBOSE), the probe's too, so
+/// that line is not counted: a client always leaves more than that line.
 pub(crate) fn contacts(log: &str) -> Vec<String> {
     log.lines()
         .map(str::trim)
         .filter(|l| {
             let probe = l
                 .starts_with("kex_exchange_identification: Connection closed by remote host")
-                || (l.starts_with("Connection closed by ") && !l.contains('['));
+                || (l.starts_with("Connection closed by ") && !l.contains('['))
+                || l.starts_with("Connection from ");
             !l.is_empty() && !l.starts_with("Server listening on ") && !probe
         })
         .map(str::to_string)

@@ -34,12 +34,13 @@ if rp_switch_alive; then
     exit 0
 fi
 # What earlier transactions left: ended switches' claims and records.
-rm -rf "$rp_state"/claim.*
-rm -f "$rp_state/switch.pid" "$rp_state/switch.state" "$rp_state/switch.sh"
+rp_rm "$rp_state"/claim.*
+rp_rm "$rp_state/switch.pid" "$rp_state/switch.state" "$rp_state/switch.sh"
 
-# Test every family before anything changes.
+# Test every family before anything changes, against the live rules read
+# once: they are also the backup.
 for rp_f in $rp_families; do
-    rp_x=$(rp_tool "$rp_f")
+    rp_tool "$rp_f"
     rp_desired "$rp_f"
     if ! rp_live=$(rp_xt "$rp_x-save" -t filter 2>/dev/null); then
         rp_result test_failed "$rp_x-save failed"
@@ -51,15 +52,13 @@ for rp_f in $rp_families; do
         exit 0
     fi
     rp_input=
+    if [ "$rp_f" = v6 ]; then rp_live_v6=$rp_live; else rp_live_v4=$rp_live; fi
 done
 
 # Back up the live rules; a backup must load before it can be relied on.
 for rp_f in $rp_families; do
-    rp_x=$(rp_tool "$rp_f")
-    if ! rp_b=$(rp_xt "$rp_x-save" -t filter 2>/dev/null); then
-        rp_result backup_failed "$rp_x-save failed: nothing applied"
-        exit 0
-    fi
+    rp_tool "$rp_f"
+    if [ "$rp_f" = v6 ]; then rp_b=$rp_live_v6; else rp_b=$rp_live_v4; fi
     case $rp_b in
         *'*filter'*) ;;
         *)  # No filter table at all: restoring must still undo ours.
@@ -77,14 +76,14 @@ COMMIT"
         exit 0
     fi
     rp_input=
-    if ! rp_err=$(rp_write "$rp_state/backup.$rp_f" "$rp_b" 2>&1); then
+    if ! rp_err=$(rp_write "$rp_state/backup.$rp_f" "$rp_b" 600 volatile 2>&1); then
         rp_result backup_failed "cannot back up the $rp_x rules: $rp_err: nothing applied"
         exit 0
     fi
 done
 
 # Arm the switch, detached from this session.
-if ! rp_err=$(rp_write "$rp_state/switch.sh" "$rp_switch" 2>&1); then
+if ! rp_err=$(rp_write "$rp_state/switch.sh" "$rp_switch" 600 volatile 2>&1); then
     rp_result arm_failed "cannot write the dead-man switch: $rp_err: nothing applied"
     exit 0
 fi
@@ -113,7 +112,7 @@ fi
 # now (a ban that fail2ban added since the test is kept).
 rp_done=
 for rp_f in $rp_families; do
-    rp_x=$(rp_tool "$rp_f")
+    rp_tool "$rp_f"
     rp_desired "$rp_f"
     rp_failed=
     if rp_live=$(rp_xt "$rp_x-save" -t filter 2>/dev/null); then

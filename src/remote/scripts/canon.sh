@@ -29,7 +29,7 @@ exec 3>&1
 for rp_f in $rp_families; do
     if [ "$rp_f" = v6 ]; then rp_probe=$rp_probe_v6; else rp_probe=$rp_probe_v4; fi
     [ -n "$rp_probe" ] || continue
-    rp_x=$(rp_tool "$rp_f")
+    rp_tool "$rp_f"
     rp_w=
     if rp_has_wait "$rp_x-restore"; then rp_w="-w 5"; fi
     sec "canon$rp_f"

@@ -48,8 +48,10 @@ for rp_f in $rp_families; do
         rp_t=$rp_text_v4
     fi
     sec "persist$rp_f"
-    rp_dir=$(dirname -- "$rp_p")
-    if ! (umask 022 && mkdir -p -- "$rp_dir"); then
+    # The controller sends absolute paths: the dir is what precedes the
+    # last slash (no dirname process), made only when missing.
+    rp_dir=${rp_p%/*}
+    if [ -n "$rp_dir" ] && [ ! -d "$rp_dir" ] && ! (umask 022 && mkdir -p -- "$rp_dir"); then
         echo "failed: cannot create $rp_dir"
         continue
     fi

@@ -10,17 +10,28 @@
 # shellcheck shell=sh disable=SC2154,SC2034
 
 sec uid
-id -u
+# The effective uid, from the shell's own /proc entry (no process), else id.
+rp_uid=
+if [ -r /proc/self/status ]; then
+    while read -r rp_k rp_real rp_eff rp_rest; do
+        if [ "$rp_k" = Uid: ]; then
+            rp_uid=$rp_eff
+            break
+        fi
+    done </proc/self/status
+fi
+case $rp_uid in '' | *[!0-9]*) rp_uid=$(id -u) ;; esac
+echo "$rp_uid"
 sec ssh_connection
 printf '%s\n' "$rp_ssh"
 sec os_release
-cat /etc/os-release 2>/dev/null
+rp_cat /etc/os-release
 sec redhat_release
-cat /etc/redhat-release 2>/dev/null
+rp_cat /etc/redhat-release
 sec debian_version
-cat /etc/debian_version 2>/dev/null
+rp_cat /etc/debian_version
 sec alpine_release
-cat /etc/alpine-release 2>/dev/null
+rp_cat /etc/alpine-release
 sec iptables_v
 iptables -V 2>&1
 sec has
@@ -68,7 +79,7 @@ for rp_l in \
     if [ -e "$rp_l" ] || [ -L "$rp_l" ]; then echo "$rp_l"; fi
 done
 sec switch_state
-cat "$rp_state/switch.state" 2>/dev/null
+rp_cat "$rp_state/switch.state"
 sec save4
 if command -v iptables-save >/dev/null 2>&1; then
     rp_xt iptables-save 2>&1

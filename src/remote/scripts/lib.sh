@@ -11,6 +11,8 @@
 #   rp_keep       chain names rampart leaves alone (one per line)
 #   rp_systemd    the directory that exists when systemd is PID 1
 #                 (/run/systemd/system; the script tests point it elsewhere)
+# and, set by a step (or the switch) once the facts are known:
+#   rp_backend    the host's iptables backend (nf_tables, legacy, unknown)
 # shellcheck shell=sh disable=SC2154
 
 PATH=$rp_path
@@ -25,21 +27,23 @@ sec() {
 }
 
 # rp_has_wait TOOL: whether TOOL takes `-w SECONDS` (wait for the xtables
-# lock). iptables and iptables-restore of the legacy backend say so in
-# their help; the nf_tables backend has no xtables lock and accepts -w.
-# Cached per tool for the life of the shell.
+# lock). The nf_tables backend has no xtables lock and accepts -w: a step
+# of a host whose facts showed it sets rp_backend=nf_tables and probes
+# nothing. Otherwise `TOOL -V` names the backend, and the legacy tools
+# that take -w say so in their help. Cached per tool for the life of the
+# shell (a step's subshell, or the switch).
 rp_wait_yes=' '
 rp_wait_no=' '
 rp_has_wait() {
     case $1 in *-save) return 1 ;; esac
+    [ "${rp_backend-}" = nf_tables ] && return 0
     case $rp_wait_yes in *" $1 "*) return 0 ;; esac
     case $rp_wait_no in *" $1 "*) return 1 ;; esac
-    rp_h=$("$1" --help 2>&1 </dev/null)
-    case $rp_h in
-        *--wait* | *nf_tables*) rp_wait_yes="$rp_wait_yes$1 "; return 0 ;;
-    esac
     case $("$1" -V 2>&1 </dev/null) in
         *nf_tables*) rp_wait_yes="$rp_wait_yes$1 "; return 0 ;;
+    esac
+    case $("$1" --help 2>&1 </dev/null) in
+        *--wait* | *nf_tables*) rp_wait_yes="$rp_wait_yes$1 "; return 0 ;;
     esac
     rp_wait_no="$rp_wait_no$1 "
     return 1
@@ -56,11 +60,15 @@ rp_xt() {
     rp_tool=$1
     shift
     rp_try=0
+    if rp_has_wait "$rp_tool"; then
+        set -- -w "$rp_lock_wait" "$@"
+    fi
     while :; do
-        if rp_has_wait "$rp_tool"; then
-            rp_err=$( { printf '%s\n' "$rp_input" | "$rp_tool" -w "$rp_lock_wait" "$@" >&3; } 2>&1)
-        else
+        # Fed through a pipe only when there is input (one process less).
+        if [ -n "$rp_input" ]; then
             rp_err=$( { printf '%s\n' "$rp_input" | "$rp_tool" "$@" >&3; } 2>&1)
+        else
+            rp_err=$("$rp_tool" "$@" 2>&1 >&3 </dev/null)
         fi
         rp_st=$?
         case $rp_err in
@@ -155,19 +163,48 @@ rp_managed() {
 # files: a restore must work on a full disk. (docs/design.md, "The transaction")
 rp_program() {
     printf '*filter\n'
-    printf '%s\n' "$1" | grep '^:'
+    rp_lines "$1" ':'
     printf -- '-F INPUT\n-F FORWARD\n-F OUTPUT\n'
-    rp_stale "$1" "$2" | while IFS= read -r rp_n; do printf -- '-F %s\n' "$rp_n"; done
-    rp_stale "$1" "$2" | while IFS= read -r rp_n; do printf -- '-X %s\n' "$rp_n"; done
+    rp_st_list=$(rp_stale "$1" "$2")
+    rp_each "$rp_st_list" '-F %s\n'
+    rp_each "$rp_st_list" '-X %s\n'
     printf '%s\n' "$2" | rp_live_jumps
-    printf '%s\n' "$1" | grep '^-A '
+    rp_lines "$1" '-A '
     printf 'COMMIT\n'
+}
+
+# rp_lines TEXT PREFIX: print the lines of TEXT that start with PREFIX.
+# Shell only, no process: this runs for every family of every step.
+rp_lines() {
+    rp_old_ifs=$IFS
+    IFS='
+'
+    set -f
+    for rp_ln in $1; do
+        case $rp_ln in "$2"*) printf '%s\n' "$rp_ln" ;; esac
+    done
+    set +f
+    IFS=$rp_old_ifs
+}
+
+# rp_each LIST FORMAT: printf FORMAT once per line of LIST.
+rp_each() {
+    rp_old_ifs=$IFS
+    IFS='
+'
+    set -f
+    for rp_ln in $1; do
+        # shellcheck disable=SC2059 # the format is ours
+        printf -- "$2" "$rp_ln"
+    done
+    set +f
+    IFS=$rp_old_ifs
 }
 
 # rp_stale MANAGED LIVE: the user chains of LIVE's filter table that are
 # neither preserved nor declared in MANAGED, one per line.
 rp_stale() {
-    rp_decl=$(printf '%s\n' "$1" | grep '^:')
+    rp_decl=$(rp_lines "$1" ':')
     printf '%s\n' "$2" | rp_filter_lines | while IFS= read -r rp_l; do
         case $rp_l in :*) ;; *) continue ;; esac
         rp_n=${rp_l#:}
@@ -215,20 +252,26 @@ rp_reads_back() {
     fi
 }
 
-# rp_write PATH TEXT [MODE]: write TEXT (plus a final newline) to PATH so
-# that PATH is either its old self or the whole new text, never a part: a
-# temp file beside it, every status checked, flushed to disk, read back and
-# compared, then renamed over PATH. MODE defaults to 600. Fails (status 1,
-# a reason on stderr) when anything does: a full disk leaves PATH as it was.
+# rp_write PATH TEXT [MODE [volatile]]: write TEXT (plus a final newline)
+# to PATH so that PATH is either its old self or the whole new text, never
+# a part: a temp file beside it, every status checked, flushed to disk,
+# read back and compared, then renamed over PATH. MODE defaults to 600 (the
+# umask of lib.sh makes a new file so: no chmod then). `volatile`: a file
+# that only this boot uses (a backup, the switch: a reboot ends the
+# transaction), not worth an fsync. Fails (status 1, a reason on stderr)
+# when anything does: a full disk leaves PATH as it was.
 rp_write() {
     rp_tmp="$1.rampart-tmp"
-    rm -f -- "$rp_tmp"
-    if ! printf '%s\n' "$2" >"$rp_tmp" || ! chmod "${3:-600}" -- "$rp_tmp"; then
+    if [ -e "$rp_tmp" ] || [ -L "$rp_tmp" ]; then
+        rm -f -- "$rp_tmp"
+    fi
+    if ! printf '%s\n' "$2" >"$rp_tmp" ||
+        { [ "${3:-600}" != 600 ] && ! chmod "$3" -- "$rp_tmp"; }; then
         rm -f -- "$rp_tmp"
         echo "cannot write $rp_tmp" >&2
         return 1
     fi
-    if ! sync -- "$rp_tmp" 2>/dev/null; then
+    if [ "${4-}" != volatile ] && ! sync -- "$rp_tmp" 2>/dev/null; then
         # Tools without `sync FILE` (older coreutils) still flush everything.
         sync
     fi
@@ -245,16 +288,40 @@ rp_write() {
     return 0
 }
 
-# rp_tool FAMILY: the iptables tool of a family (v4, v6).
+# rp_rm PATH...: rm -rf the PATHs, when any of them exists: most of the
+# time none does, and then no process runs.
+rp_rm() {
+    for rp_rp in "$@"; do
+        if [ -e "$rp_rp" ] || [ -L "$rp_rp" ]; then
+            rm -rf -- "$@"
+            return
+        fi
+    done
+}
+
+# rp_cat FILE: print a small text file (os-release, a state record) with
+# the shell's own read: no process. Nothing when it is not a readable
+# regular file.
+rp_cat() {
+    [ -f "$1" ] && [ -r "$1" ] || return 0
+    while IFS= read -r rp_cl || [ -n "$rp_cl" ]; do
+        printf '%s\n' "$rp_cl"
+    done <"$1"
+}
+
+# rp_tool FAMILY: set rp_x to the iptables tool of a family (v4, v6)
+# (a variable, not output: no subshell).
 rp_tool() {
-    if [ "$1" = v6 ]; then echo ip6tables; else echo iptables; fi
+    if [ "$1" = v6 ]; then rp_x=ip6tables; else rp_x=iptables; fi
 }
 
 # rp_proc_id PID: "PID STARTTIME" of a running process (the start time
 # tells a process from a later one that got the same pid), or nothing. A
 # zombie (ended, not yet reaped by its parent) is not running.
 rp_proc_id() {
-    rp_stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    # One line (a newline in a process name cuts it short: then it is not
+    # our switch, whose name is sh, and the field count says so).
+    IFS= read -r rp_stat 2>/dev/null <"/proc/$1/stat" || return 1
     rp_pid=$1
     # The fields after "PID (COMM) ": the state first, the 20th of them is
     # the start time.
@@ -274,7 +341,7 @@ rp_proc_id() {
 rp_switch_alive() {
     rp_sp=
     [ -s "$rp_state/switch.pid" ] || return 1
-    rp_rec=$(cat "$rp_state/switch.pid") || return 1
+    IFS= read -r rp_rec 2>/dev/null <"$rp_state/switch.pid" || return 1
     rp_sp=${rp_rec%% *}
     case $rp_sp in '' | *[!0-9]*) return 1 ;; esac
     [ "$(rp_proc_id "$rp_sp")" = "$rp_rec" ]
@@ -325,7 +392,7 @@ rp_unlock() {
 rp_restore() {
     rp_ok=0
     for rp_f in $1; do
-        rp_x=$(rp_tool "$rp_f")
+        rp_tool "$rp_f"
         if ! rp_want=$(rp_managed <"$rp_state/backup.$rp_f"); then
             rp_ok=1
             continue
@@ -371,6 +438,6 @@ rp_end_switch() {
         done
         rp_switch_alive && return 1
     fi
-    rm -f "$rp_state/switch.pid" "$rp_state/switch.sh"
-    rm -rf "$rp_state/claim.$1"
+    rp_rm "$rp_state/switch.pid" "$rp_state/switch.sh"
+    rp_rm "$rp_state/claim.$1"
 }

@@ -11,7 +11,8 @@ sec switch
 cat "$rp_state/switch.state" 2>/dev/null
 for rp_f in $rp_families; do
     sec "save$rp_f"
-    rp_xt "$(rp_tool "$rp_f")-save" -t filter 2>&1
+    rp_tool "$rp_f"
+    rp_xt "$rp_x-save" -t filter 2>&1
 done
 # A switch that restored is done; one that failed keeps its record for the
 # operator (and for the next run's warning).

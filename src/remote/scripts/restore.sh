@@ -25,5 +25,6 @@ else
 fi
 for rp_f in $rp_families; do
     sec "save$rp_f"
-    rp_xt "$(rp_tool "$rp_f")-save" -t filter 2>&1
+    rp_tool "$rp_f"
+    rp_xt "$rp_x-save" -t filter 2>&1
 done

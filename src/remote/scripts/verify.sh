@@ -18,7 +18,7 @@ else
     echo gone
 fi
 for rp_f in $rp_families; do
-    rp_x=$(rp_tool "$rp_f")
+    rp_tool "$rp_f"
     sec "save$rp_f"
     rp_xt "$rp_x-save" 2>&1
     rp_st=$?
