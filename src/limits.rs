@@ -51,6 +51,22 @@ pub fn raise_nofile() -> std::io::Result<(u64, u64)> {
     nofile()
 }
 
+/// Cap glibc's malloc arenas at two. glibc gives threads that allocate at
+/// once arenas of their own, up to eight per core, and a run keeps up to
+/// `--forks` connection threads busy; each arena keeps its freed memory.
+/// Measured on a 1000-host lab run (`--forks 100`, a re-run): peak RSS
+/// 72.9 MiB with glibc's default, 64.4 MiB with two arenas, the same wall
+/// and CPU time. A no-op on other C libraries.
+#[allow(unsafe_code)]
+pub fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets one of the allocator's tunables; it is
+    // called first thing in main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

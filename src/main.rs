@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Before anything opens a file or a socket: see `rampart::limits`.
+    // Before anything opens a file or a socket, or starts a thread: see
+    // `rampart::limits`.
+    rampart::limits::cap_malloc_arenas();
     let _ = rampart::limits::raise_nofile();
     let cli = match rampart::cli::Cli::try_parse() {
         Ok(cli) => cli,

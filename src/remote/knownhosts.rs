@@ -19,10 +19,12 @@
 //!   first use would bypass the CA the operator set up): it fails
 //!   ([`Detail::CertAuthorityOnly`]).
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write as _;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -88,6 +90,42 @@ pub fn lookup_name(address: &str, port: u16) -> String {
         address.to_string()
     } else {
         format!("[{address}]:{port}")
+    }
+}
+
+/// A file's length and modification time when it was read (`None`: it
+/// did not exist).
+type Stamp = Option<(u64, SystemTime)>;
+
+/// The known_hosts files of a run, each parsed once and shared by every
+/// connection: a fleet's file holds a line per host, and parsing it for
+/// each connection made a run's cost grow with the square of the fleet
+/// (1000 hosts: 2000 parses of 1000 keys). A file is read again when its
+/// length or modification time changed (trust on first use appends to it).
+#[derive(Debug, Default)]
+pub struct Cache {
+    files: Mutex<HashMap<PathBuf, (Stamp, Arc<KnownHosts>)>>,
+}
+
+impl Cache {
+    /// `path` parsed, from the cache while the file is unchanged.
+    pub fn load(&self, path: &Path) -> std::io::Result<Arc<KnownHosts>> {
+        let stamp = match std::fs::metadata(path) {
+            Ok(m) => Some((m.len(), m.modified()?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        // Held while parsing: the connections of a run's first wave wait
+        // for one parse instead of each doing its own.
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, kh)) = files.get(path) {
+            if *s == stamp {
+                return Ok(Arc::clone(kh));
+            }
+        }
+        let kh = Arc::new(KnownHosts::load(path)?);
+        files.insert(path.to_path_buf(), (stamp, Arc::clone(&kh)));
+        Ok(kh)
     }
 }
 
@@ -309,6 +347,32 @@ fn ends_without_newline(f: &mut std::fs::File) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_parses_a_file_once_and_again_when_it_grows() {
+        let dir = std::env::temp_dir().join(format!("rampart-khcache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("known_hosts");
+        let _ = std::fs::remove_file(&path);
+        let cache = Cache::default();
+        let key = blob("ssh-ed25519", b"k1");
+        // Missing: empty, every host unknown.
+        let none = cache.load(&path).expect("missing is empty");
+        assert_eq!(none.check("198.18.0.2", 22, &key), Verdict::Unknown);
+        append(&path, "198.18.0.2", 22, &key).expect("append");
+        let first = cache.load(&path).expect("load");
+        assert_eq!(first.check("198.18.0.2", 22, &key), Verdict::Known);
+        // Unchanged: the same parse, shared.
+        let again = cache.load(&path).expect("load");
+        assert!(Arc::ptr_eq(&first, &again));
+        // Appended (trust on first use): read again.
+        let key2 = blob("ssh-ed25519", b"k2");
+        append(&path, "198.18.0.3", 22, &key2).expect("append");
+        let grown = cache.load(&path).expect("load");
+        assert!(!Arc::ptr_eq(&first, &grown));
+        assert_eq!(grown.check("198.18.0.3", 22, &key2), Verdict::Known);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn blob(kind: &str, body: &[u8]) -> Vec<u8> {
         let mut v = (kind.len() as u32).to_be_bytes().to_vec();

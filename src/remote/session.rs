@@ -17,7 +17,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +73,15 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// A key file libssh2 could not use, and that this process cannot
+    /// open either for lack of a resource (file descriptors): local, not
+    /// a refusal by the host.
+    #[error("cannot open the key {file}: {source}")]
+    KeyRead {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read {file}: {source}")]
     KnownHostsRead {
         file: String,
@@ -110,6 +119,7 @@ impl ConnectError {
         };
         match self {
             ConnectError::Tcp { source, .. }
+            | ConnectError::KeyRead { source, .. }
             | ConnectError::KnownHostsRead { source, .. }
             | ConnectError::HostKeyRecord { source, .. } => local(source),
             _ => false,
@@ -121,6 +131,7 @@ impl ConnectError {
     pub fn is_resource_shortage(&self) -> bool {
         match self {
             ConnectError::Tcp { source, .. }
+            | ConnectError::KeyRead { source, .. }
             | ConnectError::KnownHostsRead { source, .. }
             | ConnectError::HostKeyRecord { source, .. } => matches!(
                 source.raw_os_error(),
@@ -191,6 +202,8 @@ pub struct SshConnector {
     pub options: ConnectOptions,
     /// Sessions to jump hosts, shared by every host behind them.
     jumps: Arc<JumpPool>,
+    /// The known_hosts files, parsed once for every connection.
+    known_hosts_cache: Arc<knownhosts::Cache>,
 }
 
 /// Connections per jump session when the runner does not say (`--forks
@@ -220,6 +233,7 @@ impl SshConnector {
         SshConnector {
             options,
             jumps: Arc::new(JumpPool::new(DEFAULT_JUMP_CHANNELS)),
+            known_hosts_cache: Arc::default(),
         }
     }
 
@@ -326,6 +340,20 @@ impl SshConnector {
             if sess.userauth_pubkey_file(&t.user, None, &k, None).is_ok() && sess.authenticated() {
                 return Ok(());
             }
+            // libssh2 says "authentication failed" also when it could not
+            // open the key file: if this process cannot open it either for
+            // lack of file descriptors, the cause is here, not the host.
+            if let Err(source) = std::fs::File::open(&k) {
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+                ) {
+                    return Err(ConnectError::KeyRead {
+                        file: k.display().to_string(),
+                        source,
+                    });
+                }
+            }
         }
         if tried.is_empty() {
             tried.push("no password, key or agent available".into());
@@ -334,6 +362,28 @@ impl SshConnector {
             user: t.user.clone(),
             tried: tried.join(", "),
         })
+    }
+
+    /// The host's known_hosts files read as one (a key in any is known),
+    /// each parsed once per run ([`knownhosts::Cache`]).
+    fn known_hosts(&self, t: &Reach) -> Result<Arc<KnownHosts>, ConnectError> {
+        let load = |p: &Path| {
+            self.known_hosts_cache
+                .load(p)
+                .map_err(|source| ConnectError::KnownHostsRead {
+                    file: p.display().to_string(),
+                    source,
+                })
+        };
+        let first = load(&t.known_hosts)?;
+        if t.extra_known_hosts.is_empty() {
+            return Ok(first);
+        }
+        let mut kh = (*first).clone();
+        for extra in &t.extra_known_hosts {
+            kh.extend((*load(extra)?).clone());
+        }
+        Ok(Arc::new(kh))
     }
 
     /// Handshake, host key check and authentication over `stream`: a TCP
@@ -345,20 +395,7 @@ impl SshConnector {
         t: &Reach,
         stream: S,
     ) -> Result<Session, ConnectError> {
-        let mut kh =
-            KnownHosts::load(&t.known_hosts).map_err(|source| ConnectError::KnownHostsRead {
-                file: t.known_hosts.display().to_string(),
-                source,
-            })?;
-        // Several known_hosts files are read as one: a key in any is known.
-        for extra in &t.extra_known_hosts {
-            kh.extend(
-                KnownHosts::load(extra).map_err(|source| ConnectError::KnownHostsRead {
-                    file: extra.display().to_string(),
-                    source,
-                })?,
-            );
-        }
+        let kh = self.known_hosts(t)?;
         let mut sess = Session::new().map_err(|e| ConnectError::Handshake(e.to_string()))?;
         let ms = u32::try_from(self.connect_timeout(t).as_millis()).unwrap_or(u32::MAX);
         sess.set_timeout(ms);

@@ -165,18 +165,23 @@ rp_program() {
     printf '*filter\n'
     rp_lines "$1" ':'
     printf -- '-F INPUT\n-F FORWARD\n-F OUTPUT\n'
-    rp_st_list=$(rp_stale "$1" "$2")
-    rp_each "$rp_st_list" '-F %s\n'
-    rp_each "$rp_st_list" '-X %s\n'
-    printf '%s\n' "$2" | rp_live_jumps
+    rp_stale "$1" "$2"
+    rp_each "$rp_stale_list" '-F %s\n'
+    rp_each "$rp_stale_list" '-X %s\n'
+    rp_live_jumps "$2"
     rp_lines "$1" '-A '
     printf 'COMMIT\n'
 }
 
+# The text functions below walk a text line by line in a `for` over the
+# text split at newlines (IFS a newline, globbing off), not in a `while
+# read` at the end of a pipe: no process at all. Empty lines are skipped,
+# which no iptables-save text has. Each keeps the caller's IFS in a
+# variable of its own (rp_kept, called inside, keeps its own too).
+
 # rp_lines TEXT PREFIX: print the lines of TEXT that start with PREFIX.
-# Shell only, no process: this runs for every family of every step.
 rp_lines() {
-    rp_old_ifs=$IFS
+    rp_ln_ifs=$IFS
     IFS='
 '
     set -f
@@ -184,51 +189,79 @@ rp_lines() {
         case $rp_ln in "$2"*) printf '%s\n' "$rp_ln" ;; esac
     done
     set +f
-    IFS=$rp_old_ifs
+    IFS=$rp_ln_ifs
 }
 
 # rp_each LIST FORMAT: printf FORMAT once per line of LIST.
 rp_each() {
-    rp_old_ifs=$IFS
+    rp_ea_ifs=$IFS
     IFS='
 '
     set -f
-    for rp_ln in $1; do
+    for rp_ea in $1; do
         # shellcheck disable=SC2059 # the format is ours
-        printf -- "$2" "$rp_ln"
+        printf -- "$2" "$rp_ea"
     done
     set +f
-    IFS=$rp_old_ifs
+    IFS=$rp_ea_ifs
 }
 
-# rp_stale MANAGED LIVE: the user chains of LIVE's filter table that are
-# neither preserved nor declared in MANAGED, one per line.
+# rp_stale MANAGED LIVE: set rp_stale_list to the user chains of LIVE's
+# filter table that are neither preserved nor declared in MANAGED, one per
+# line.
 rp_stale() {
-    rp_decl=$(rp_lines "$1" ':')
-    printf '%s\n' "$2" | rp_filter_lines | while IFS= read -r rp_l; do
-        case $rp_l in :*) ;; *) continue ;; esac
-        rp_n=${rp_l#:}
+    rp_stale_list=
+    rp_sv_ifs=$IFS
+    IFS='
+'
+    set -f
+    rp_in_filter=
+    for rp_sl in $2; do
+        case $rp_sl in
+            '*filter') rp_in_filter=1; continue ;;
+            '*'*) rp_in_filter=; continue ;;
+            :*) [ -n "$rp_in_filter" ] || continue ;;
+            *) continue ;;
+        esac
+        rp_n=${rp_sl#:}
         rp_n=${rp_n%% *}
         rp_builtin "$rp_n" && continue
         rp_kept "$rp_n" && continue
         case "
-$rp_decl" in *"
+$1" in *"
 :$rp_n "*) continue ;; esac
-        printf '%s\n' "$rp_n"
+        rp_stale_list="$rp_stale_list$rp_n
+"
     done
+    set +f
+    IFS=$rp_sv_ifs
 }
 
-# rp_live_jumps: from an iptables-save text on stdin, the rules of built-in
-# filter chains that jump to a preserved chain, in their order.
+# rp_live_jumps LIVE: print the rules of LIVE's built-in filter chains
+# that jump to a preserved chain, in their order.
 rp_live_jumps() {
-    rp_filter_lines | while IFS= read -r rp_l; do
-        case $rp_l in '-A '*) ;; *) continue ;; esac
-        rp_n=${rp_l#-A }
+    rp_jv_ifs=$IFS
+    IFS='
+'
+    set -f
+    rp_in_filter=
+    for rp_jl in $1; do
+        case $rp_jl in
+            '*filter') rp_in_filter=1; continue ;;
+            '*'*) rp_in_filter=; continue ;;
+            '-A '*) [ -n "$rp_in_filter" ] || continue ;;
+            *) continue ;;
+        esac
+        rp_n=${rp_jl#-A }
         rp_n=${rp_n%% *}
         rp_builtin "$rp_n" || continue
-        rp_target "$rp_l"
-        [ -n "$rp_t" ] && rp_kept "$rp_t" && printf '%s\n' "$rp_l"
+        rp_target "$rp_jl"
+        if [ -n "$rp_t" ] && rp_kept "$rp_t"; then
+            printf '%s\n' "$rp_jl"
+        fi
     done
+    set +f
+    IFS=$rp_jv_ifs
 }
 
 # rp_filter_lines: the lines of the filter table of an iptables-save text.
