@@ -344,14 +344,12 @@ impl SshConnector {
             // open the key file: if this process cannot open it either for
             // lack of file descriptors, the cause is here, not the host.
             if let Err(source) = std::fs::File::open(&k) {
-                if matches!(
-                    source.raw_os_error(),
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
-                ) {
-                    return Err(ConnectError::KeyRead {
-                        file: k.display().to_string(),
-                        source,
-                    });
+                let e = ConnectError::KeyRead {
+                    file: k.display().to_string(),
+                    source,
+                };
+                if e.is_resource_shortage() {
+                    return Err(e);
                 }
             }
         }

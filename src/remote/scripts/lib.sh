@@ -120,36 +120,39 @@ rp_target() {
     case $rp_t in '' | *[!A-Za-z0-9_.+-]*) rp_t= ;; esac
 }
 
-# rp_managed: read an iptables-save text on stdin; print the part of its
-# filter table rampart manages: chain declarations and rules, without the
-# preserved chains, without the rules of built-in chains that jump to them,
-# without comments, counters zeroed. Two such texts are equal exactly when
-# the rules rampart owns are equal.
+# rp_managed TEXT: print the part of the filter table of TEXT (an
+# iptables-save text) that rampart manages: chain declarations and rules,
+# without the preserved chains, without the rules of built-in chains that
+# jump to them, without comments, counters zeroed. Two such texts are equal
+# exactly when the rules rampart owns are equal.
 rp_managed() {
     printf '*filter\n'
-    rp_filter_lines | while IFS= read -r rp_l; do
-        case $rp_l in
-            '#'*) continue ;;
-            :*)
-                rp_n=${rp_l#:}
-                rp_n=${rp_n%% *}
-                rp_kept "$rp_n" && continue
-                rp_rest=${rp_l#:"$rp_n" }
-                printf ':%s %s [0:0]\n' "$rp_n" "${rp_rest%% *}"
-                continue
-                ;;
-            '-A '*)
-                rp_n=${rp_l#-A }
-                rp_n=${rp_n%% *}
-                rp_kept "$rp_n" && continue
-                if rp_builtin "$rp_n"; then
-                    rp_target "$rp_l"
-                    [ -n "$rp_t" ] && rp_kept "$rp_t" && continue
-                fi
-                ;;
-        esac
-        printf '%s\n' "$rp_l"
-    done
+    rp_walk_filter "$1" rp_managed_line
+}
+
+# rp_managed_line LINE: one line of a filter table, for rp_managed.
+rp_managed_line() {
+    case $1 in
+        '#'*) return 0 ;;
+        :*)
+            rp_n=${1#:}
+            rp_n=${rp_n%% *}
+            rp_kept "$rp_n" && return 0
+            rp_rest=${1#:"$rp_n" }
+            printf ':%s %s [0:0]\n' "$rp_n" "${rp_rest%% *}"
+            return 0
+            ;;
+        '-A '*)
+            rp_n=${1#-A }
+            rp_n=${rp_n%% *}
+            rp_kept "$rp_n" && return 0
+            if rp_builtin "$rp_n"; then
+                rp_target "$1"
+                [ -n "$rp_t" ] && rp_kept "$rp_t" && return 0
+            fi
+            ;;
+    esac
+    printf '%s\n' "$1"
 }
 
 # rp_program MANAGED LIVE: print the iptables-restore --noflush input that
@@ -173,37 +176,58 @@ rp_program() {
     printf 'COMMIT\n'
 }
 
-# The text functions below walk a text line by line in a `for` over the
-# text split at newlines (IFS a newline, globbing off), not in a `while
-# read` at the end of a pipe: no process at all. Empty lines are skipped,
-# which no iptables-save text has. Each keeps the caller's IFS in a
-# variable of its own (rp_kept, called inside, keeps its own too).
-
-# rp_lines TEXT PREFIX: print the lines of TEXT that start with PREFIX.
-rp_lines() {
-    rp_ln_ifs=$IFS
+# rp_walk TEXT FUNC [ARG]: run `FUNC LINE ARG` for each line of TEXT, in
+# a `for` over TEXT split at newlines (IFS a newline, globbing off while
+# the list is made), not a `while read` at the end of a pipe: no process
+# at all, and FUNC's variables stay set. FUNC runs with the caller's IFS.
+# Empty lines are skipped (no iptables-save text has one). Not reentrant:
+# FUNC must not call rp_walk.
+rp_walk() {
+    rp_wk_ifs=$IFS
     IFS='
 '
     set -f
-    for rp_ln in $1; do
-        case $rp_ln in "$2"*) printf '%s\n' "$rp_ln" ;; esac
+    for rp_wl in $1; do
+        IFS=$rp_wk_ifs
+        "$2" "$rp_wl" "${3-}"
     done
     set +f
-    IFS=$rp_ln_ifs
+    IFS=$rp_wk_ifs
+}
+
+# rp_walk_filter TEXT FUNC [ARG]: rp_walk over the lines of the filter
+# table of TEXT (an iptables-save text) only.
+rp_walk_filter() {
+    rp_in_filter=
+    rp_wf_func=$2
+    rp_walk "$1" rp_filter_step "${3-}"
+}
+
+rp_filter_step() {
+    case $1 in
+        '*filter') rp_in_filter=1 ;;
+        '*'*) rp_in_filter= ;;
+        *) [ -z "$rp_in_filter" ] || "$rp_wf_func" "$1" "$2" ;;
+    esac
+}
+
+# rp_lines TEXT PREFIX: print the lines of TEXT that start with PREFIX.
+rp_lines() {
+    rp_walk "$1" rp_if_prefix "$2"
+}
+
+rp_if_prefix() {
+    case $1 in "$2"*) printf '%s\n' "$1" ;; esac
 }
 
 # rp_each LIST FORMAT: printf FORMAT once per line of LIST.
 rp_each() {
-    rp_ea_ifs=$IFS
-    IFS='
-'
-    set -f
-    for rp_ea in $1; do
-        # shellcheck disable=SC2059 # the format is ours
-        printf -- "$2" "$rp_ea"
-    done
-    set +f
-    IFS=$rp_ea_ifs
+    rp_walk "$1" rp_printf_line "$2"
+}
+
+rp_printf_line() {
+    # shellcheck disable=SC2059 # the format is ours
+    printf -- "$2" "$1"
 }
 
 # rp_stale MANAGED LIVE: set rp_stale_list to the user chains of LIVE's
@@ -211,69 +235,39 @@ rp_each() {
 # line.
 rp_stale() {
     rp_stale_list=
-    rp_sv_ifs=$IFS
-    IFS='
-'
-    set -f
-    rp_in_filter=
-    for rp_sl in $2; do
-        case $rp_sl in
-            '*filter') rp_in_filter=1; continue ;;
-            '*'*) rp_in_filter=; continue ;;
-            :*) [ -n "$rp_in_filter" ] || continue ;;
-            *) continue ;;
-        esac
-        rp_n=${rp_sl#:}
-        rp_n=${rp_n%% *}
-        rp_builtin "$rp_n" && continue
-        rp_kept "$rp_n" && continue
-        case "
-$1" in *"
-:$rp_n "*) continue ;; esac
-        rp_stale_list="$rp_stale_list$rp_n
+    rp_walk_filter "$2" rp_stale_line "$1"
+}
+
+# rp_stale_line LINE MANAGED: one line of LIVE's filter table, for rp_stale.
+rp_stale_line() {
+    case $1 in :*) ;; *) return 0 ;; esac
+    rp_n=${1#:}
+    rp_n=${rp_n%% *}
+    rp_builtin "$rp_n" && return 0
+    rp_kept "$rp_n" && return 0
+    case "
+$2" in *"
+:$rp_n "*) return 0 ;; esac
+    rp_stale_list="$rp_stale_list$rp_n
 "
-    done
-    set +f
-    IFS=$rp_sv_ifs
 }
 
 # rp_live_jumps LIVE: print the rules of LIVE's built-in filter chains
 # that jump to a preserved chain, in their order.
 rp_live_jumps() {
-    rp_jv_ifs=$IFS
-    IFS='
-'
-    set -f
-    rp_in_filter=
-    for rp_jl in $1; do
-        case $rp_jl in
-            '*filter') rp_in_filter=1; continue ;;
-            '*'*) rp_in_filter=; continue ;;
-            '-A '*) [ -n "$rp_in_filter" ] || continue ;;
-            *) continue ;;
-        esac
-        rp_n=${rp_jl#-A }
-        rp_n=${rp_n%% *}
-        rp_builtin "$rp_n" || continue
-        rp_target "$rp_jl"
-        if [ -n "$rp_t" ] && rp_kept "$rp_t"; then
-            printf '%s\n' "$rp_jl"
-        fi
-    done
-    set +f
-    IFS=$rp_jv_ifs
+    rp_walk_filter "$1" rp_jump_line
 }
 
-# rp_filter_lines: the lines of the filter table of an iptables-save text.
-rp_filter_lines() {
-    rp_in_filter=
-    while IFS= read -r rp_l || [ -n "$rp_l" ]; do
-        case $rp_l in
-            '*filter') rp_in_filter=1 ;;
-            '*'*) rp_in_filter= ;;
-            *) [ -n "$rp_in_filter" ] && printf '%s\n' "$rp_l" ;;
-        esac
-    done
+# rp_jump_line LINE: one line of LIVE's filter table, for rp_live_jumps.
+rp_jump_line() {
+    case $1 in '-A '*) ;; *) return 0 ;; esac
+    rp_n=${1#-A }
+    rp_n=${rp_n%% *}
+    rp_builtin "$rp_n" || return 0
+    rp_target "$1"
+    if [ -n "$rp_t" ] && rp_kept "$rp_t"; then
+        printf '%s\n' "$1"
+    fi
 }
 
 # rp_reads_back FILE TEXT: whether FILE holds exactly TEXT and a newline.
@@ -426,10 +420,11 @@ rp_restore() {
     rp_ok=0
     for rp_f in $1; do
         rp_tool "$rp_f"
-        if ! rp_want=$(rp_managed <"$rp_state/backup.$rp_f"); then
+        if ! rp_rb=$(cat -- "$rp_state/backup.$rp_f"); then
             rp_ok=1
             continue
         fi
+        rp_want=$(rp_managed "$rp_rb")
         if ! rp_live=$(rp_xt "$rp_x-save" -t filter); then
             rp_ok=1
             continue
@@ -441,7 +436,8 @@ rp_restore() {
             continue
         fi
         rp_input=
-        rp_now=$(rp_xt "$rp_x-save" -t filter | rp_managed)
+        rp_now=$(rp_xt "$rp_x-save" -t filter)
+        rp_now=$(rp_managed "$rp_now")
         [ "$rp_now" = "$rp_want" ] || rp_ok=1
     done
     return "$rp_ok"
