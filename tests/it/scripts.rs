@@ -795,22 +795,11 @@ fn shellcheck_finds_nothing_in_the_remote_scripts() {
 #[test]
 fn a_zombie_is_not_a_running_switch() {
     each_shell(|b| {
-        // `sleep 0` ends at once; its parent execs into `sleep 5`, which
-        // never reaps it: a zombie for five seconds.
-        let mut parent = Command::new("sh")
-            .args(["-c", "sleep 0 & echo $!; exec sleep 5"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("zombie maker");
-        let mut line = String::new();
-        {
-            use std::io::BufRead as _;
-            let out = parent.stdout.take().expect("stdout");
-            std::io::BufReader::new(out)
-                .read_line(&mut line)
-                .expect("child pid");
-        }
-        let zombie = line.trim().to_string();
+        // A child of this test process that ends at once and is not waited
+        // for: a zombie until `wait` below reaps it. (A shell as its parent
+        // raced: dash may reap its background child before it execs.)
+        let mut child = Command::new("true").spawn().expect("zombie maker");
+        let zombie = child.id().to_string();
         b.wait_for("the child to be a zombie", || {
             fs::read_to_string(format!("/proc/{zombie}/stat"))
                 .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
@@ -830,7 +819,6 @@ fn a_zombie_is_not_a_running_switch() {
         fs::write(b.state().join("switch.pid"), format!("{zombie} {start}\n")).expect("switch.pid");
         let r = b.run(&step);
         r.expect(b.sh, "switch", "gone");
-        let _ = parent.kill();
-        let _ = parent.wait();
+        let _ = child.wait();
     });
 }
