@@ -20,7 +20,7 @@ rp_desired() {
     if [ "$1" = v6 ]; then rp_d=$rp_desired_v6; else rp_d=$rp_desired_v4; fi
 }
 
-if ! mkdir -p "$rp_state" || ! chmod 700 "$rp_state"; then
+if ! rp_state_dir; then
     rp_result test_failed "cannot create $rp_state"
     exit 0
 fi
@@ -80,6 +80,8 @@ COMMIT"
         rp_result backup_failed "cannot back up the $rp_x rules: $rp_err: nothing applied"
         exit 0
     fi
+    # Printed from here at the end: the file was read back equal to it.
+    if [ "$rp_f" = v6 ]; then rp_bk_v6=$rp_b; else rp_bk_v4=$rp_b; fi
 done
 
 # Arm the switch, detached from this session.
@@ -95,7 +97,10 @@ if [ -d "$rp_systemd" ] && command -v systemd-run >/dev/null 2>&1; then
     fi
 fi
 if [ -z "$rp_how" ]; then
-    setsid sh "$rp_state/switch.sh" </dev/null >/dev/null 2>&1 9<&- &
+    # The switch closes its standard output once its pid is on record (or
+    # as it ends): reading that pipe to its end waits exactly as long as
+    # arming takes. (systemd-run's switch is not our child: polled below.)
+    rp_armed=$( (setsid sh "$rp_state/switch.sh" </dev/null 2>/dev/null 9<&- &) )
     rp_how=setsid
 fi
 rp_i=0
@@ -143,5 +148,5 @@ echo "$rp_how"
 # What the switch would restore: the controller checks a rollback against it.
 for rp_f in $rp_families; do
     sec "backup$rp_f"
-    cat "$rp_state/backup.$rp_f"
+    if [ "$rp_f" = v6 ]; then printf '%s\n' "$rp_bk_v6"; else printf '%s\n' "$rp_bk_v4"; fi
 done

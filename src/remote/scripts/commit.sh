@@ -26,7 +26,7 @@ else
 fi
 
 sec result
-if ! mkdir -p "$rp_state" || ! chmod 700 "$rp_state" || ! rp_lock; then
+if ! rp_state_dir || ! rp_lock; then
     echo busy
     sec detail
     echo "cannot take the lock on $rp_state: another rampart run holds it"

@@ -283,14 +283,26 @@ rp_reads_back() {
 # to PATH so that PATH is either its old self or the whole new text, never
 # a part: a temp file beside it, every status checked, flushed to disk,
 # read back and compared, then renamed over PATH. MODE defaults to 600 (the
-# umask of lib.sh makes a new file so: no chmod then). `volatile`: a file
-# that only this boot uses (a backup, the switch: a reboot ends the
-# transaction), not worth an fsync. Fails (status 1, a reason on stderr)
-# when anything does: a full disk leaves PATH as it was.
+# umask of lib.sh makes a new file so: no chmod then). Fails (status 1, a
+# reason on stderr) when anything does: a full disk leaves PATH as it was.
+#
+# `volatile`: a file that only this transaction uses, and only once its
+# writer has read it back (a backup before the switch is armed, the
+# switch's script before it starts; a reboot ends the transaction). It is
+# written in place, not fsynced, not renamed: a failure leaves no file
+# anything relies on (the step fails before arming). A link there is
+# removed, never written through.
 rp_write() {
-    rp_tmp="$1.rampart-tmp"
-    if [ -e "$rp_tmp" ] || [ -L "$rp_tmp" ]; then
-        rm -f -- "$rp_tmp"
+    if [ "${4-}" = volatile ]; then
+        rp_tmp=$1
+        if [ -L "$rp_tmp" ] || { [ -e "$rp_tmp" ] && [ ! -f "$rp_tmp" ]; }; then
+            rm -f -- "$rp_tmp"
+        fi
+    else
+        rp_tmp="$1.rampart-tmp"
+        if [ -e "$rp_tmp" ] || [ -L "$rp_tmp" ]; then
+            rm -f -- "$rp_tmp"
+        fi
     fi
     if ! printf '%s\n' "$2" >"$rp_tmp" ||
         { [ "${3:-600}" != 600 ] && ! chmod "$3" -- "$rp_tmp"; }; then
@@ -307,12 +319,20 @@ rp_write() {
         echo "$rp_tmp does not read back as written (is the disk full?)" >&2
         return 1
     fi
-    if ! mv -f -- "$rp_tmp" "$1"; then
+    if [ "$rp_tmp" != "$1" ] && ! mv -f -- "$rp_tmp" "$1"; then
         rm -f -- "$rp_tmp"
         echo "cannot rename $rp_tmp to $1" >&2
         return 1
     fi
     return 0
+}
+
+# rp_state_dir: make the state dir when it is missing, private (the umask
+# of lib.sh makes it 700). One that exists is left as it is, without a
+# process: rampart made it so, and whatever its mode, every file in it is
+# made 600.
+rp_state_dir() {
+    [ -d "$rp_state" ] || mkdir -p -- "$rp_state"
 }
 
 # rp_rm PATH...: rm -rf the PATHs, when any of them exists: most of the
@@ -444,12 +464,21 @@ rp_restore() {
 }
 
 # rp_claim TOKEN: decide, once and for all, who ends transaction TOKEN's
-# dead-man switch: the first to create the claim wins (mkdir is atomic).
-# The switch claims before it restores; a confirmation claims before it
-# disarms. So a switch never restores rules a confirmation just accepted,
-# and a confirmation never disarms a switch that is restoring.
+# dead-man switch: the first to create the claim wins. The claim is a file
+# made with noclobber, which every shell here opens O_CREAT|O_EXCL: atomic,
+# and no process (a claim left as a directory by an older rampart blocks
+# it just as well). The switch claims before it restores; a confirmation
+# claims before it disarms. So a switch never restores rules a
+# confirmation just accepted, and a confirmation never disarms a switch
+# that is restoring.
 rp_claim() {
-    mkdir "$rp_state/claim.$1" 2>/dev/null
+    set -C
+    # `true`, not `:`: a redirection that fails on a special built-in ends
+    # a POSIX shell, and losing the claim is an answer here, not an error.
+    true 2>/dev/null >"$rp_state/claim.$1"
+    rp_cs=$?
+    set +C
+    return "$rp_cs"
 }
 
 # rp_end_switch TOKEN: once the claim on TOKEN is ours, end the switch's
@@ -467,6 +496,6 @@ rp_end_switch() {
         done
         rp_switch_alive && return 1
     fi
-    rp_rm "$rp_state/switch.pid" "$rp_state/switch.sh"
-    rp_rm "$rp_state/claim.$1"
+    # One rm, the claim its last operand.
+    rp_rm "$rp_state/switch.pid" "$rp_state/switch.sh" "$rp_state/claim.$1"
 }

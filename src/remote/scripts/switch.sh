@@ -14,8 +14,11 @@
 if ! rp_me=$(rp_proc_id "$$"); then
     exit 1
 fi
-printf '%s\n' "$rp_me" >"$rp_state/switch.pid.tmp" &&
-    mv -f "$rp_state/switch.pid.tmp" "$rp_state/switch.pid" || exit 1
+# In place: nothing reads it before the apply step that started this
+# switch has (that step holds the lock the other runs' checks wait for).
+printf '%s\n' "$rp_me" >"$rp_state/switch.pid" || exit 1
+# Armed: the end of this output is what the apply step waits for.
+exec >/dev/null
 
 sleep "$rp_secs"
 

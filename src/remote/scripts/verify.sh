@@ -10,7 +10,7 @@
 # shellcheck shell=sh disable=SC2154,SC2034
 
 sec switch
-if [ -d "$rp_state/claim.$rp_token" ]; then
+if [ -e "$rp_state/claim.$rp_token" ]; then
     echo "fired $(cat "$rp_state/switch.state" 2>/dev/null)"
 elif rp_switch_alive; then
     echo armed
