@@ -365,23 +365,14 @@ impl SshConnector {
     /// The host's known_hosts files read as one (a key in any is known),
     /// each parsed once per run ([`knownhosts::Cache`]).
     fn known_hosts(&self, t: &Reach) -> Result<Arc<KnownHosts>, ConnectError> {
-        let load = |p: &Path| {
-            self.known_hosts_cache
-                .load(p)
-                .map_err(|source| ConnectError::KnownHostsRead {
-                    file: p.display().to_string(),
-                    source,
-                })
-        };
-        let first = load(&t.known_hosts)?;
-        if t.extra_known_hosts.is_empty() {
-            return Ok(first);
-        }
-        let mut kh = (*first).clone();
-        for extra in &t.extra_known_hosts {
-            kh.extend((*load(extra)?).clone());
-        }
-        Ok(Arc::new(kh))
+        let mut paths: Vec<&Path> = vec![&t.known_hosts];
+        paths.extend(t.extra_known_hosts.iter().map(PathBuf::as_path));
+        self.known_hosts_cache
+            .load_all(&paths)
+            .map_err(|(file, source)| ConnectError::KnownHostsRead {
+                file: file.display().to_string(),
+                source,
+            })
     }
 
     /// Handshake, host key check and authentication over `stream`: a TCP
