@@ -4,7 +4,12 @@
 #
 #   1. plain OpenSSH in parallel (xargs -P F), the minimum correct work:
 #      one connection uploads the seed's rules, backs up, iptables-restores
-#      and lists them; one fresh connection persists them;
+#      and lists them; one fresh connection persists them. Twice: with
+#      OpenSSH's default key exchange (sntrup761x25519-sha512 in OpenSSH 9,
+#      post-quantum, whose key generation is most of the client's CPU), the
+#      reference of every ratio; and with curve25519-sha256, the key
+#      exchange rampart's libssh2 negotiates (libssh2 has no post-quantum
+#      one), which compares the protocols alone;
 #   2. rampart apply of playbooks/baseline.yml (the full transaction: both
 #      families, test, backup, dead-man switch, confirm over a new
 #      connection, verify, persist, boot loader);
@@ -127,7 +132,7 @@ summary() { tr -d '\n ' <"$OUT/$1.out" | grep -o '"summary":{[^}]*}' || echo "(n
 openssh_run() {
     SSH_CMD="ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=$DIR/known_hosts"
     SSH_CMD="$SSH_CMD -i $DIR/id_ed25519 -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3"
-    SSH_CMD="$SSH_CMD -o ControlMaster=no -o ControlPath=none"
+    SSH_CMD="$SSH_CMD -o ControlMaster=no -o ControlPath=none ${BENCH_KEX:+-o KexAlgorithms=$BENCH_KEX}"
     export SSH_CMD SEED_RULES HOST_TIMEOUT
     # shellcheck disable=SC2016 # expanded by the sh of each host
     hosts | awk '{print $2}' | xargs -P "$F" -I{} sh -c '
@@ -147,6 +152,11 @@ export -f hosts openssh_run
 export DIR F
 measure ssh bash -c openssh_run
 ssh_failed=$(grep -c '^FAILED' "$OUT/ssh.out" || true)
+fresh_fleet
+export BENCH_KEX=curve25519-sha256
+measure sshc bash -c openssh_run
+unset BENCH_KEX
+sshc_failed=$(grep -c '^FAILED' "$OUT/sshc.out" || true)
 
 # --- 2-5. rampart ------------------------------------------------------
 fresh_fleet
@@ -185,6 +195,7 @@ row() { printf '%-46s %9s %7s %13s %9s %9s %10s\n' "$@"; }
 echo
 row "run" "wall (s)" "/ssh" "conns/sess" "RSS MiB" "CPU ms/h" "exit"
 row "plain OpenSSH, xargs -P $F (minimum work)" "$W_ssh" "1.00" "$K_ssh" "-" "-" "$ssh_failed failed"
+row "  the same, -o KexAlgorithms=curve25519-sha256" "$W_sshc" "$(ratio "$W_sshc")" "$K_sshc" "-" "-" "$sshc_failed failed"
 row "rampart apply (full transaction)" "$W_apply" "$(ratio "$W_apply")" "$K_apply" "$M_apply" "$C_apply" ""
 row "rampart apply again (all ok)" "$W_rerun" "$(ratio "$W_rerun")" "$K_rerun" "$M_rerun" "$C_rerun" ""
 row "rampart audit" "$W_audit" "$(ratio "$W_audit")" "$K_audit" "$M_audit" "$C_audit" ""
@@ -203,6 +214,8 @@ echo "audit:   $(summary audit)"
 echo "lockout: $(summary lockout)"
 echo "targets: apply <= 0.33 x OpenSSH, rerun <= 0.12 x, peak RSS < 100 MiB, CPU < 8 ms/host;"
 echo "         connections/sessions per host: apply 2/2, rerun 1/1, audit 1/1"
+echo "rampart / OpenSSH with rampart's key exchange: apply $(awk -v a="$W_apply" -v b="$W_sshc" 'BEGIN{printf "%.2f", a/b}'), rerun $(awk -v a="$W_rerun" -v b="$W_sshc" 'BEGIN{printf "%.2f", a/b}')"
 [ "$ssh_failed" = 0 ] || { echo "OpenSSH failures:"; grep '^FAILED' "$OUT/ssh.out" | head; }
-printf 'TSV\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$F" "$W_ssh" "$W_apply" "$W_rerun" \
-    "$W_audit" "$W_lockout" "${W_ansible:--}" "$M_apply" "$C_apply" "$K_apply/$K_rerun/$K_audit"
+[ "$sshc_failed" = 0 ] || { echo "OpenSSH (curve25519) failures:"; grep '^FAILED' "$OUT/sshc.out" | head; }
+printf 'TSV\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$N" "$F" "$W_ssh" "$W_apply" "$W_rerun" \
+    "$W_audit" "$W_lockout" "${W_ansible:--}" "$M_apply" "$C_apply" "$K_apply/$K_rerun/$K_audit" "$W_sshc"
