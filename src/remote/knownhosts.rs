@@ -108,24 +108,22 @@ pub fn lookup_name(address: &str, port: u16) -> String {
 /// did not exist).
 type Stamp = Option<(u64, SystemTime)>;
 
-/// The known_hosts files of a run, each parsed once and shared by every
+/// The known_hosts files of a run, parsed once and shared by every
 /// connection: a fleet's file holds a line per host, and parsing it for
 /// each connection made a run's cost grow with the square of the fleet
-/// (1000 hosts: 2000 parses of 1000 keys). A file is read again when its
-/// length or modification time changed (trust on first use appends to it).
-///
-/// Several files read as one (ssh_config's `UserKnownHostsFile` list, the
-/// global file) are merged once too, and kept while none of them changed:
-/// a merge for each connection cloned every line of the fleet's file (at
-/// 1000 hosts, 3000 allocations and ~300 KiB per connection in flight).
+/// (1000 hosts: 2000 parses of 1000 keys). Several files read as one
+/// (ssh_config's `UserKnownHostsFile` list, the global file) are one
+/// entry, merged once: a merge for each connection cloned every line of
+/// the fleet's file (at 1000 hosts, 3000 allocations and ~300 KiB per
+/// connection in flight). An entry is read again when any of its files'
+/// length or modification time changed (trust on first use appends).
 #[derive(Debug, Default)]
 pub struct Cache {
-    files: Mutex<HashMap<PathBuf, (Stamp, Arc<KnownHosts>)>>,
-    merged: Mutex<HashMap<Vec<PathBuf>, Merged>>,
+    entries: Mutex<HashMap<Vec<PathBuf>, Cached>>,
 }
 
-/// Files read as one: their stamps when merged, and the merge.
-type Merged = (Vec<Stamp>, Arc<KnownHosts>);
+/// Files read as one: their stamps when read, and what they hold.
+type Cached = (Vec<Stamp>, Arc<KnownHosts>);
 
 /// `path`'s length and modification time now.
 fn stamp(path: &Path) -> std::io::Result<Stamp> {
@@ -141,51 +139,37 @@ impl Cache {
     /// a key revoked in any is refused): from the cache while none of them
     /// changed. Err names the file that could not be read.
     pub fn load_all(&self, paths: &[&Path]) -> Result<Arc<KnownHosts>, (PathBuf, std::io::Error)> {
-        fn at(p: &Path) -> impl FnOnce(std::io::Error) -> (PathBuf, std::io::Error) + '_ {
-            move |e| (p.to_path_buf(), e)
-        }
-        let [first, rest @ ..] = paths else {
-            return Ok(Arc::default());
-        };
-        if rest.is_empty() {
-            return self.load(first).map_err(at(first));
-        }
-        let key: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
+        let at = |p: &Path| p.to_path_buf();
         let stamps = paths
             .iter()
-            .map(|p| stamp(p).map_err(at(p)))
+            .map(|p| stamp(p).map_err(|e| (at(p), e)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((s, kh)) = merged.get(&key) {
+        let key: Vec<PathBuf> = paths.iter().map(|p| at(p)).collect();
+        // Held while parsing: the connections of a run's first wave wait
+        // for one parse instead of each doing its own.
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, kh)) = entries.get(&key) {
             if *s == stamps {
                 return Ok(Arc::clone(kh));
             }
         }
-        let mut kh = (*self.load(first).map_err(at(first))?).clone();
-        for p in rest {
-            kh.extend((*self.load(p).map_err(at(p))?).clone());
+        let mut files = paths
+            .iter()
+            .map(|p| KnownHosts::load(p).map_err(|e| (at(p), e)));
+        let mut kh = files.next().transpose()?.unwrap_or_default();
+        for f in files {
+            kh.extend(f?);
         }
         let kh = Arc::new(kh);
         // The stamps from before the reads: a file that changed meanwhile
-        // is merged again next time, never kept stale.
-        merged.insert(key, (stamps, Arc::clone(&kh)));
+        // is read again next time, never kept stale.
+        entries.insert(key, (stamps, Arc::clone(&kh)));
         Ok(kh)
     }
 
     /// `path` parsed, from the cache while the file is unchanged.
     pub fn load(&self, path: &Path) -> std::io::Result<Arc<KnownHosts>> {
-        let stamp = stamp(path)?;
-        // Held while parsing: the connections of a run's first wave wait
-        // for one parse instead of each doing its own.
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((s, kh)) = files.get(path) {
-            if *s == stamp {
-                return Ok(Arc::clone(kh));
-            }
-        }
-        let kh = Arc::new(KnownHosts::load(path)?);
-        files.insert(path.to_path_buf(), (stamp, Arc::clone(&kh)));
-        Ok(kh)
+        self.load_all(&[path]).map_err(|(_, e)| e)
     }
 }
 

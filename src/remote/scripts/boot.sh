@@ -14,9 +14,9 @@
 # shellcheck shell=sh disable=SC2154,SC2034
 
 sec boot
-for rp_d in "$(dirname -- "$rp_loader_path")" "$(dirname -- "$rp_service_path")"; do
-    if ! (umask 022 && mkdir -p -- "$rp_d"); then
-        echo "failed: cannot create $rp_d"
+for rp_p in "$rp_loader_path" "$rp_service_path"; do
+    if ! rp_parent_dir "$rp_p"; then
+        echo "failed: cannot create $rp_pd"
         exit 0
     fi
 done
@@ -36,7 +36,7 @@ for rp_l in $rp_links; do
     IFS=$rp_old_ifs
     rp_link=${rp_l%% *}
     rp_target=${rp_l#* }
-    if ! (umask 022 && mkdir -p -- "$(dirname -- "$rp_link")") || ! ln -sfn -- "$rp_target" "$rp_link"; then
+    if ! rp_parent_dir "$rp_link" || ! ln -sfn -- "$rp_target" "$rp_link"; then
         echo "failed: cannot link $rp_link"
         exit 0
     fi

@@ -48,11 +48,8 @@ for rp_f in $rp_families; do
         rp_t=$rp_text_v4
     fi
     sec "persist$rp_f"
-    # The controller sends absolute paths: the dir is what precedes the
-    # last slash (no dirname process), made only when missing.
-    rp_dir=${rp_p%/*}
-    if [ -n "$rp_dir" ] && [ ! -d "$rp_dir" ] && ! (umask 022 && mkdir -p -- "$rp_dir"); then
-        echo "failed: cannot create $rp_dir"
+    if ! rp_parent_dir "$rp_p"; then
+        echo "failed: cannot create $rp_pd"
         continue
     fi
     if rp_err=$(rp_write "$rp_p" "$rp_t" 2>&1); then

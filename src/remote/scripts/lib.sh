@@ -335,6 +335,19 @@ rp_state_dir() {
     [ -d "$rp_state" ] || mkdir -p -- "$rp_state"
 }
 
+# rp_parent_dir PATH: make the directory PATH goes in when it is missing
+# (umask 022: these are system dirs such as /etc/iptables); sets rp_pd to
+# it. What dirname prints, without its process (the controller's paths are
+# absolute, without a trailing slash).
+rp_parent_dir() {
+    case $1 in
+        */*) rp_pd=${1%/*} ;;
+        *) rp_pd=. ;;
+    esac
+    [ -n "$rp_pd" ] || rp_pd=/
+    [ -d "$rp_pd" ] || (umask 022 && mkdir -p -- "$rp_pd")
+}
+
 # rp_rm PATH...: rm -rf the PATHs, when any of them exists: most of the
 # time none does, and then no process runs.
 rp_rm() {

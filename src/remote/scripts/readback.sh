@@ -17,6 +17,6 @@ done
 # A switch that restored is done; one that failed keeps its record for the
 # operator (and for the next run's warning).
 if ! rp_switch_alive && [ "$(cat "$rp_state/switch.state" 2>/dev/null)" != restore_failed ]; then
-    rm -rf "$rp_state/claim.$rp_token"
-    rm -f "$rp_state/switch.state" "$rp_state/switch.sh"
+    # One rm, the claim its last operand (as rp_end_switch does).
+    rp_rm "$rp_state/switch.state" "$rp_state/switch.sh" "$rp_state/claim.$rp_token"
 fi
